@@ -1,0 +1,61 @@
+"""Paper defaults shared by every config (NTU RGB+D 60 cross-subject, Sec. 4.1 of the paper).
+
+Other configs start from `get_config()` here and override what differs.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  # Data. `name` is a TFDS builder/config name (see slnl_jax/data/builders.py).
+  config.dataset = ml_collections.ConfigDict()
+  config.dataset.name = "ntu_rgbd60/xsub"
+  config.dataset.data_dir = "~/tensorflow_datasets"  # where built TFDS datasets live
+  config.dataset.manual_dir = ""  # the user's unpacked raw download, for building
+  config.dataset.num_classes = 60
+  config.dataset.num_joints = 25
+  config.dataset.num_persons = 2
+  config.dataset.num_channels = 3
+  config.dataset.num_frames = 64  # T after temporal resize
+  config.dataset.train_crop_min = 0.5  # random crop ratio ~ U[train_crop_min, 1]
+  config.dataset.eval_crop = 0.95  # centred crop ratio at evaluation
+  config.dataset.shuffle_buffer = 4096
+
+  # Model (Sec. 3, Fig. 1).
+  config.model = ml_collections.ConfigDict()
+  config.model.num_joints_out = 64  # N' of the skeleton transformer
+  config.model.num_systems = 10  # K oblique coordinate systems
+  config.model.frequency_attention = "residual"  # none | amplitude | shared | dependent | residual
+  config.model.fa_reduction = 16  # lambda, the FC bottleneck ratio of frequency attention
+  config.model.channels = (64, 64, 128, 128, 256, 256)
+  config.model.kernel_sizes = (3, 3, 3, 3, 3, 3)
+  config.model.num_slnl_blocks = 5  # M1; the remaining len(channels) - M1 blocks are local (M2)
+  config.model.pool_every = 2  # 2x2 max-pool after every `pool_every` blocks
+  config.model.nonlocal_impl = "einsum"  # einsum | dot_product_attention
+  config.model.embed_ratio = 0.5  # non-local embedding channels L = embed_ratio * C
+  config.model.dropout_rate = 0.2
+  config.model.remat = False  # jax.checkpoint each block to save activation memory
+  config.dtype = "float32"  # compute dtype: float32 | bfloat16 (params and loss stay float32)
+
+  # Loss (Sec. 3.5, Eq. 12-18).
+  config.loss = ml_collections.ConfigDict()
+  config.loss.name = "smfl"  # cross_entropy | focal_loss | smce | smfl
+  config.loss.gamma = 2.0
+  config.loss.margin = 0.4
+
+  # Optimisation (Sec. 4.1): Adam, L2 5e-4 coupled into the gradient, exponential decay per epoch.
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = 32
+  config.train.eval_batch_size = 32
+  config.train.num_epochs = 300
+  config.train.learning_rate = 1e-3
+  config.train.weight_decay = 5e-4
+  config.train.lr_decay = 0.98  # per epoch
+  config.train.log_every_steps = 50
+  config.train.checkpoint_every_steps = 1000
+  config.train.keep_checkpoints = 3
+  config.train.steps_per_epoch = -1  # -1: derived from the dataset size
+  return config

@@ -1,0 +1,7 @@
+"""slnl_jax: SLnL-rFA skeleton action recognition in JAX/Flax (Hu, Cui & Yu, ICME 2019)."""
+
+from slnl_jax.losses import cross_entropy, focal_loss, multitask_loss, smce, smfl
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "cross_entropy", "focal_loss", "multitask_loss", "smce", "smfl"]
