@@ -34,6 +34,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.kernel_sizes = (3, 3, 3, 3, 3, 3)
   config.model.num_slnl_blocks = 5  # M1; the remaining len(channels) - M1 blocks are local (M2)
   config.model.pool_every = 2  # 2x2 max-pool after every `pool_every` blocks
+  # Stages of an SLnL block with a non-local branch (Fig. 3c: all three; fewer for ablations).
+  config.model.nonlocal_kinds = ("temporal", "spatial", "spatio_temporal")
   config.model.nonlocal_impl = "einsum"  # einsum | dot_product_attention
   config.model.embed_ratio = 0.5  # non-local embedding channels L = embed_ratio * C
   config.model.dropout_rate = 0.2
@@ -56,6 +58,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.lr_decay = 0.98  # per epoch
   config.train.log_every_steps = 50
   config.train.checkpoint_every_steps = 1000
-  config.train.keep_checkpoints = 3
+  config.train.keep_checkpoints = 3  # the latest k are kept ...
+  config.train.keep_best_checkpoints = 1  # ... plus the best by eval top-1
+  config.train.eval_every_epochs = 1  # evaluate (and save with the eval metrics) every n epochs
   config.train.steps_per_epoch = -1  # -1: derived from the dataset size
+  config.train.max_steps = -1  # stop (with a checkpoint) at this global step; -1: num_epochs epochs
   return config

@@ -1,0 +1,120 @@
+"""Checkpoints (orbax `CheckpointManager`) and preemption handling.
+
+A checkpoint holds the whole `TrainState` (params, batch stats, optimiser state, step, rng). Together with data
+order being a function of (seed, epoch), restoring the latest checkpoint continues a run bit-exactly. Saves are
+atomic (orbax writes to a temporary directory and renames it) and asynchronous; we keep the last `keep`
+checkpoints plus the `keep_best` best ones by evaluation top-1.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+
+BEST_METRIC = "concat_top1"  # eval top-1 of the concatenated head, the model's prediction
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint that cannot be read or does not fit the current config."""
+
+
+def _best_fn(metrics: Mapping[str, float]) -> float:
+  return float(metrics[BEST_METRIC])
+
+
+class Checkpointer:
+  """Saves and restores train states under `directory` (one sub-folder per step)."""
+
+  def __init__(self, directory: str | os.PathLike, *, keep: int = 3, keep_best: int = 1):
+    if keep < 1:
+      raise ValueError(f"config.train.keep_checkpoints must be >= 1, got {keep}")
+    self.directory = pathlib.Path(directory).absolute()
+    policy = ocp.checkpoint_managers.AnyPreservationPolicy([
+        ocp.checkpoint_managers.LatestN(n=keep),
+        # Only checkpoints saved with eval metrics compete for "best"; the others follow LatestN.
+        ocp.checkpoint_managers.BestN(
+            get_metric_fn=_best_fn, n=keep_best, keep_checkpoints_without_metrics=False
+        ),
+    ])
+    options = ocp.CheckpointManagerOptions(
+        best_fn=_best_fn, best_mode="max", preservation_policy=policy, create=True
+    )
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def best_step(self) -> int | None:
+    """The step with the best eval top-1, or the latest step when none was saved with metrics."""
+    return self._manager.best_step()
+
+  def save(self, state: Any, *, metrics: Mapping[str, float] | None = None) -> None:
+    """Saves `state` under its own step (asynchronously; `wait` or `close` to block)."""
+    step = int(jax.device_get(state.step))
+    metrics = None if metrics is None else {k: float(v) for k, v in metrics.items()}
+    self._manager.save(step, args=ocp.args.StandardSave(state), metrics=metrics, force=True)
+
+  def restore(self, target: Any, step: int) -> Any:
+    """Restores checkpoint `step` into the structure, dtypes and shardings of `target`.
+
+    Raises:
+      CheckpointError: naming the checkpoint folder when it is unreadable, truncated or does not match
+        `target` (e.g. a config with a different model).
+    """
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    try:
+      return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    except Exception as e:  # orbax raises many types (ValueError, KeyError, OSError, ...) for bad files.
+      raise CheckpointError(
+          f"cannot restore checkpoint {self.directory / str(step)}: {type(e).__name__}: {e}. "
+          "It is corrupt or was written with a different model config; delete that folder to resume "
+          "from an earlier checkpoint, or use another --workdir."
+      ) from e
+
+  def wait(self) -> None:
+    """Blocks until every pending asynchronous save is on disk."""
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.close()
+
+
+class PreemptionWatcher:
+  """Tells the train loop when to save and stop because the job is being preempted (SIGTERM).
+
+  With one process a SIGTERM handler sets a flag. With several, jax's preemption service (started by
+  `jax.distributed.initialize`) catches the signal and `reached_preemption_sync_point` makes every process
+  agree on the same step, so that they all save the same checkpoint.
+  """
+
+  def __init__(self):
+    self._event = threading.Event()
+    self._multihost = jax.process_count() > 1
+    self._previous = None
+    if not self._multihost and threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+  def _on_sigterm(self, signum: int, frame: Any) -> None:
+    del signum, frame
+    logging.warning("SIGTERM received: saving a checkpoint and stopping after this step")
+    self._event.set()
+
+  def reached(self, step: int) -> bool:
+    """True once preemption was requested; call it after every step (on every process)."""
+    if self._multihost:
+      return self._event.is_set() or ocp.multihost.reached_preemption(step)
+    return self._event.is_set()
+
+  def close(self) -> None:
+    """Restores the SIGTERM handler that was installed before."""
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+      self._previous = None

@@ -1,0 +1,642 @@
+"""TFDS builders for every supported skeleton dataset, built once from the user's raw files.
+
+Each builder reads `manual_dir` (the user's unpacked download; nothing is ever downloaded) with the
+readers of this package and writes a TFDS dataset with splits "train" and "test" (for Kinetics,
+"test" is the official validation set, the one the paper reports). Features, for every dataset:
+
+  skeleton     float32 (T, M, V, C): frames, persons, joints, channels, T varying per clip
+  label        ClassLabel with the dataset's class names
+  num_frames   int32 T
+  name         the sample id (file stem; for arrays, the row's name)
+  subject, camera, setup, replication   int32 protocol ids, -1 where the dataset has none
+
+Builders and their `manual_dir` (searched recursively, so any unpacking depth works):
+
+  ntu_rgbd60/{xsub,xview}    `*.skeleton` (S001-S017) + NTU_RGBD_samples_with_missing_skeletons.txt
+  ntu_rgbd120/{xsub,xset}    `*.skeleton` (S001-S032) + NTU_RGBD120_samples_with_missing_skeletons.txt
+  kinetics_skeleton          kinetics_train/, kinetics_val/ (one JSON per clip),
+                             kinetics_{train,val}_label.json, label_name.txt (ST-GCN repo)
+  msr_action3d/cross_subject `aXX_sYY_eZZ_skeleton3D.txt` (odd subjects train, even test)
+  synthetic_skeleton/{xsub,xview}  `*.skeleton` written by `synthetic.write_dataset` (NTU splits)
+  custom_skeleton            train.npz + test.npz, or ST-GCN train_data.npy/train_label.pkl +
+                             val_data.npy/val_label.pkl (see `arrays`); shape and classes from data
+
+The official NTU missing-skeleton lists are in github.com/shahroudy/NTURGB-D (Matlab/); the listed
+samples and Kinetics clips with `has_skeleton: false` are excluded, as in the papers' protocols.
+
+Nothing is lost silently. Every build writes `build_report.json` next to the dataset's files with
+every input seen, every exclusion and every skipped input with its reason, and checks that
+`seen == written + skipped + excluded` (per file, or per row for arrays). A malformed input raises
+the reader's `SkeletonFormatError` (file, line, reason) unless the builder is constructed with
+`skip_bad=True`, which skips and reports it instead (`build()` does this by default: the real MSR
+Action3D release has an all-zero file, `a13_s09_e02`).
+
+Builds are deterministic: inputs are sorted, keys are sample names, and TFDS orders records by key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import pathlib
+import re
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from slnl_jax.data import arrays, kinetics, msr_action3d, ntu, synthetic
+from slnl_jax.data.clip import Clip
+from slnl_jax.data.errors import SkeletonFormatError
+
+VERSION = tfds.core.Version("1.0.0")
+REPORT_NAME = "build_report.json"
+SPLITS = ("train", "test")
+PROTOCOL_IDS = ("subject", "camera", "setup", "replication")
+DEFAULT_SYNTHETIC_CLIPS = 480
+
+
+@dataclasses.dataclass(frozen=True)
+class _Input:
+  """One raw input (a file, or an array file's row), with its split or the reason to exclude it."""
+
+  path: pathlib.Path
+  split: str | None  # None: unknown (a malformed name)
+  excluded: str | None = None  # why the protocol leaves it out (e.g. the NTU missing list)
+  error: SkeletonFormatError | None = None  # found while listing (e.g. a malformed name)
+  label: int | None = None  # from a split's label file (Kinetics)
+
+
+class _Report:
+  """What a build saw, wrote, skipped and excluded (written as `build_report.json`)."""
+
+  def __init__(self, unit: str):
+    self.unit = unit  # "file" or "row"
+    self.seen = dict.fromkeys((*SPLITS, None), 0)
+    self.written = dict.fromkeys(SPLITS, 0)
+    self.skipped: list[dict[str, Any]] = []
+    self.excluded: list[dict[str, Any]] = []
+    self.notes: dict[str, Any] = {}
+
+  def exclude(self, path: os.PathLike, split: str, reason: str) -> None:
+    self.excluded.append({"file": os.fspath(path), "split": split, "reason": reason})
+
+  def skip(self, error: SkeletonFormatError, split: str | None) -> None:
+    self.skipped.append({"file": error.path, "line": error.line, "split": split, "reason": error.reason})
+
+  def check(self, tfds_counts: dict[str, int]) -> None:
+    """Every input is accounted for, and TFDS wrote exactly the examples yielded."""
+    if tfds_counts != self.written:
+      raise RuntimeError(f"TFDS wrote {tfds_counts} examples, the builder yielded {self.written}")
+    seen = sum(self.seen.values())
+    accounted = sum(self.written.values()) + len(self.skipped) + len(self.excluded)
+    if seen != accounted:
+      raise RuntimeError(f"{seen} {self.unit}s seen but {accounted} accounted for (written + skipped + excluded)")
+
+  def as_json(self, builder: str, skip_bad: bool) -> dict[str, Any]:
+    return {
+      "dataset": builder,
+      "skip_bad": skip_bad,
+      "unit": self.unit,
+      "seen": sum(self.seen.values()),
+      "written": sum(self.written.values()),
+      "num_skipped": len(self.skipped),
+      "num_excluded": len(self.excluded),
+      "splits": {s: {"seen": self.seen[s], "written": self.written[s]} for s in SPLITS},
+      "seen_without_split": self.seen[None],
+      "skipped": self.skipped,
+      "excluded": self.excluded,
+      **self.notes,
+    }
+
+
+def _find_one(root: pathlib.Path, name: str, *, directory: bool = False) -> pathlib.Path:
+  """The unique file (or folder) called `name` under `root`, or an error saying what is wrong."""
+  found = sorted(p for p in root.rglob(name) if p.is_dir() == directory)
+  if len(found) != 1:
+    kind = "folder" if directory else "file"
+    problem = "no" if not found else f"{len(found)} ({', '.join(map(str, found[:3]))})"
+    raise FileNotFoundError(f"expected one {kind} {name!r} under {root}, found {problem}")
+  return found[0]
+
+
+def _features(class_names, persons: int, joints: int, channels: int) -> tfds.features.FeaturesDict:
+  label = tfds.features.ClassLabel() if class_names is None else tfds.features.ClassLabel(names=list(class_names))
+  ids = {key: tfds.features.Scalar(np.int32, doc="-1: not applicable") for key in PROTOCOL_IDS}
+  return tfds.features.FeaturesDict(
+    {
+      "skeleton": tfds.features.Tensor(shape=(None, persons, joints, channels), dtype=np.float32),
+      "label": label,
+      "num_frames": tfds.features.Scalar(np.int32),
+      "name": tfds.features.Text(),
+      **ids,
+    }
+  )
+
+
+class _SkeletonBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Shared machinery: list inputs per split, read them, skip or raise on bad ones, report."""
+
+  VERSION = VERSION
+  RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "Initial release."}
+  SHAPE: ClassVar[tuple[int, int, int]]  # persons, joints, channels
+  CLASS_NAMES: ClassVar[tuple[str, ...] | None] = None  # None: set from the data at build time
+  DESCRIPTION: ClassVar[str]
+  HOMEPAGE: ClassVar[str] = ""
+  CITATION: ClassVar[str] = ""
+  UNIT = "file"
+
+  @tfds.core.utils.classproperty
+  @classmethod
+  def code_path(cls) -> None:
+    # No code path, so no download checksums file: nothing is downloaded. (TFDS 4.9.10's own lookup
+    # also imports `importlib_resources`, a backport it does not install on Python >= 3.9.)
+    return None
+
+  def __init__(self, *, skip_bad: bool = False, **kwargs):
+    """`skip_bad`: skip and report malformed inputs instead of raising; other args: TFDS's."""
+    self._skip_bad = skip_bad
+    self._report = _Report(self.UNIT)
+    super().__init__(**kwargs)
+
+  def _shape(self) -> tuple[int, int, int]:
+    return self.SHAPE
+
+  def _class_names(self) -> tuple[str, ...] | None:
+    return self.CLASS_NAMES
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+      builder=self,
+      description=self.DESCRIPTION,
+      features=_features(self._class_names(), *self._shape()),
+      supervised_keys=("skeleton", "label"),
+      homepage=self.HOMEPAGE,
+      citation=self.CITATION,
+    )
+
+  # Subclasses list their inputs and read one.
+  def _list_inputs(self, manual_dir: pathlib.Path) -> list[_Input]:
+    raise NotImplementedError
+
+  def _read(self, item: _Input) -> Clip:
+    raise NotImplementedError
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    self._manual_dir = pathlib.Path(dl_manager.manual_dir)
+    self._report = _Report(self.UNIT)
+    inputs = self._list_inputs(self._manual_dir)
+    for item in inputs:
+      if item.split is None:
+        self._report.seen[None] += 1
+        self._bad(item.error, None)
+    return {s: self._generate_examples(s, [i for i in inputs if i.split == s]) for s in SPLITS}
+
+  def _bad(self, error: SkeletonFormatError, split: str | None) -> None:
+    """Raises the reader's error, or records it in skip mode."""
+    if not self._skip_bad:
+      raise error
+    self._report.skip(error, split)
+
+  def _generate_examples(self, split: str, inputs: list[_Input]) -> Iterator[tuple[str, dict]]:
+    for item in inputs:
+      self._report.seen[split] += 1
+      if item.excluded is not None:
+        self._report.exclude(item.path, split, item.excluded)
+        continue
+      try:
+        if item.error is not None:
+          raise item.error
+        clip = self._read(item)
+      except SkeletonFormatError as e:
+        self._bad(e, split)
+        continue
+      self._report.written[split] += 1
+      yield clip.name, _example(clip)
+    self._check_not_empty(split)
+
+  def _check_not_empty(self, split: str) -> None:
+    # TFDS cannot write an empty split; say why it is empty instead of its bare AssertionError.
+    if not self._report.written[split]:
+      raise ValueError(
+        f"{self.name}: split {split!r} has no example in {self._manual_dir} "
+        f"({self._report.seen[split]} {self.UNIT}s seen, {len(self._report.skipped)} skipped, "
+        f"{len(self._report.excluded)} excluded)"
+      )
+
+  def _download_and_prepare(self, dl_manager, download_config):
+    # The report is written here, inside TFDS's temporary folder, so that it appears atomically
+    # with the dataset (a failed build leaves neither).
+    super()._download_and_prepare(dl_manager, download_config)
+    report = self._report.as_json(self.info.full_name, self._skip_bad)
+    report["manual_dir"] = os.fspath(self._manual_dir)
+    if download_config.max_examples_per_split is None:
+      self._report.check({s: self.info.splits[s].num_examples for s in SPLITS})
+    else:  # a deliberately partial build: inputs after the limit were never read
+      report["partial_build"] = f"max_examples_per_split={download_config.max_examples_per_split}"
+    path = pathlib.Path(self.data_dir) / REPORT_NAME
+    path.write_text(json.dumps(report, indent=1) + "\n")
+
+
+def _example(clip: Clip) -> dict[str, Any]:
+  return {
+    "skeleton": clip.skeleton,
+    "label": clip.label,
+    "num_frames": clip.num_frames,
+    "name": clip.name,
+    **{key: int(clip.meta.get(key, -1)) for key in PROTOCOL_IDS},
+  }
+
+
+def _list_files(root: pathlib.Path, pattern: str) -> list[pathlib.Path]:
+  """Files matching `pattern` under `root`, sorted by name (not folder) so layouts don't matter."""
+  files = sorted((p for p in root.rglob(pattern) if p.is_file()), key=lambda p: (p.name, p))
+  for a, b in itertools.pairwise(files):
+    if a.name == b.name:
+      raise ValueError(f"the same sample is in two places: {a} and {b}")
+  return files
+
+
+class _NtuFormatBuilder(_SkeletonBuilder, skip_registration=True):
+  """`.skeleton` files named SsssCcccPpppRrrrAaaa, split by an NTU protocol."""
+
+  SHAPE = (2, ntu.NUM_JOINTS, ntu.NUM_CHANNELS)
+  MISSING_LIST: ClassVar[str | None] = None  # the official list's file name
+  MAX_SETUP: ClassVar[int]
+  PROTOCOLS: ClassVar[dict[str, str]]  # config name -> `ntu.is_training` protocol
+
+  def _list_inputs(self, manual_dir: pathlib.Path) -> list[_Input]:
+    missing = set()
+    if self.MISSING_LIST:
+      missing = ntu.read_missing_list(_find_one(manual_dir, self.MISSING_LIST))
+    protocol = self.PROTOCOLS[self.builder_config.name]
+    num_classes = len(self._class_names())
+    inputs = []
+    for path in _list_files(manual_dir, "*.skeleton"):
+      try:
+        meta = ntu.parse_name(path.name)
+      except SkeletonFormatError as e:
+        inputs.append(_Input(path, None, error=e))
+        continue
+      split = "train" if ntu.is_training(meta, protocol) else "test"
+      excluded = error = None
+      if meta["setup"] > self.MAX_SETUP:
+        excluded = f"setup S{meta['setup']:03d} is not part of {self.name} (S001-S{self.MAX_SETUP:03d})"
+      elif path.stem in missing:
+        excluded = f"listed in {self.MISSING_LIST}"
+      elif not 1 <= meta["action"] <= num_classes:
+        error = SkeletonFormatError(
+          path, f"action A{meta['action']:03d} is not one of the {num_classes} classes of {self.name}"
+        )
+      inputs.append(_Input(path, split, excluded, error))
+    return inputs
+
+  def _read(self, item: _Input) -> Clip:
+    return ntu.read_skeleton(item.path, max_bodies=self.SHAPE[0])
+
+
+_NTU_INSTRUCTIONS = """\
+Request NTU RGB+D at https://rose1.ntu.edu.sg/dataset/actionRecognition/ and unpack the skeleton
+zip(s) ({zips}) into manual_dir. Also put the official {missing} there (from
+https://github.com/shahroudy/NTURGB-D/tree/master/Matlab). Sub-folders are fine.
+"""
+_NTU_CITATION = """\
+@inproceedings{shahroudy2016ntu, title={NTU RGB+D: A Large Scale Dataset for 3D Human Activity
+Analysis}, author={Shahroudy, Amir and Liu, Jun and Ng, Tian-Tsong and Wang, Gang},
+booktitle={CVPR}, year={2016}}"""
+
+
+class NtuRgbd60(_NtuFormatBuilder):
+  """NTU RGB+D 60 (Kinect v2, 25 joints, up to 2 persons)."""
+
+  name = "ntu_rgbd60"
+  BUILDER_CONFIGS: ClassVar[list[tfds.core.BuilderConfig]] = [
+    tfds.core.BuilderConfig(name="xsub", description="Cross-subject: 20 training performers."),
+    tfds.core.BuilderConfig(name="xview", description="Cross-view: cameras 2, 3 train; 1 tests."),
+  ]
+  PROTOCOLS: ClassVar[dict[str, str]] = {"xsub": "xsub", "xview": "xview"}
+  CLASS_NAMES = ntu.NTU60_CLASSES
+  MISSING_LIST = "NTU_RGBD_samples_with_missing_skeletons.txt"
+  MAX_SETUP = 17
+  DESCRIPTION = "NTU RGB+D 60 skeletons: 56,880 clips of 60 actions by 40 performers."
+  HOMEPAGE = "https://rose1.ntu.edu.sg/dataset/actionRecognition/"
+  CITATION = _NTU_CITATION
+  MANUAL_DOWNLOAD_INSTRUCTIONS = _NTU_INSTRUCTIONS.format(
+    zips="nturgbd_skeletons_s001_to_s017.zip", missing=MISSING_LIST
+  )
+
+
+class NtuRgbd120(_NtuFormatBuilder):
+  """NTU RGB+D 120 (NTU RGB+D 60 plus setups 18-32 and actions 61-120)."""
+
+  name = "ntu_rgbd120"
+  BUILDER_CONFIGS: ClassVar[list[tfds.core.BuilderConfig]] = [
+    tfds.core.BuilderConfig(name="xsub", description="Cross-subject: 53 training performers."),
+    tfds.core.BuilderConfig(name="xset", description="Cross-setup: even setup ids train."),
+  ]
+  PROTOCOLS: ClassVar[dict[str, str]] = {"xsub": "xsub120", "xset": "xset"}
+  CLASS_NAMES = ntu.NTU120_CLASSES
+  MISSING_LIST = "NTU_RGBD120_samples_with_missing_skeletons.txt"
+  MAX_SETUP = 32
+  DESCRIPTION = "NTU RGB+D 120 skeletons: 114,480 clips of 120 actions by 106 performers."
+  HOMEPAGE = "https://rose1.ntu.edu.sg/dataset/actionRecognition/"
+  CITATION = _NTU_CITATION
+  MANUAL_DOWNLOAD_INSTRUCTIONS = _NTU_INSTRUCTIONS.format(
+    zips="nturgbd_skeletons_s001_to_s017.zip and nturgbd_skeletons_s018_to_s032.zip",
+    missing=MISSING_LIST,
+  )
+
+
+class SyntheticSkeleton(_NtuFormatBuilder):
+  """The SYNTHETIC demo set of `synthetic.py` (NTU format, NTU's split rules)."""
+
+  name = "synthetic_skeleton"
+  BUILDER_CONFIGS: ClassVar[list[tfds.core.BuilderConfig]] = [
+    tfds.core.BuilderConfig(name="xsub", description="NTU-60's cross-subject performer split."),
+    tfds.core.BuilderConfig(name="xview", description="NTU-60's cross-view camera split."),
+  ]
+  PROTOCOLS: ClassVar[dict[str, str]] = {"xsub": "xsub", "xview": "xview"}
+  CLASS_NAMES = synthetic.CLASSES
+  MAX_SETUP = 999
+  DESCRIPTION = "Synthetic (procedurally generated, not recorded) NTU-format demo skeletons."
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+Write the files with `slnl_jax.data.synthetic.write_dataset(manual_dir, num_clips=..., seed=...)`,
+or let `slnl_jax.data.builders.build` / tools/build_dataset.py do it when manual_dir is empty.
+"""
+
+
+_MSR_NAME = re.compile(r"a(\d{2})_s(\d{2})_e(\d{2})_skeleton3D")
+
+
+class MsrAction3d(_SkeletonBuilder):
+  """MSR Action3D (Kinect v1, 20 joints, one person), 567 sequences."""
+
+  name = "msr_action3d"
+  BUILDER_CONFIGS: ClassVar[list[tfds.core.BuilderConfig]] = [
+    tfds.core.BuilderConfig(name="cross_subject", description="Odd subjects (1, 3, 5, 7, 9) train, even ones test.")
+  ]
+  SHAPE = (1, msr_action3d.NUM_JOINTS, msr_action3d.NUM_CHANNELS)
+  CLASS_NAMES = msr_action3d.CLASSES
+  DESCRIPTION = "MSR Action3D skeletons (MSRAction3DSkeletonReal3D): 20 actions, 10 subjects."
+  HOMEPAGE = "https://sites.google.com/view/wanqingli/data-sets/msr-action3d"
+  CITATION = """\
+@inproceedings{li2010action, title={Action Recognition Based on A Bag of 3D Points},
+author={Li, Wanqing and Zhang, Zhengyou and Liu, Zicheng}, booktitle={CVPR Workshops},
+year={2010}}"""
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+Unpack MSRAction3DSkeletonReal3D.rar (the aXX_sYY_eZZ_skeleton3D.txt files) into manual_dir.
+"""
+
+  def _list_inputs(self, manual_dir: pathlib.Path) -> list[_Input]:
+    inputs = []
+    for path in _list_files(manual_dir, "*_skeleton3D.txt"):
+      match = _MSR_NAME.fullmatch(path.stem)
+      if match is None or not 1 <= int(match[1]) <= len(self.CLASS_NAMES):
+        reason = "name is not aXX_sYY_eZZ_skeleton3D.txt with an action a01-a20"
+        inputs.append(_Input(path, None, error=SkeletonFormatError(path, reason)))
+        continue
+      train = msr_action3d.is_training({"subject": int(match[2])})
+      inputs.append(_Input(path, "train" if train else "test"))
+    return inputs
+
+  def _read(self, item: _Input) -> Clip:
+    clip = msr_action3d.read_sequence(item.path)
+    return dataclasses.replace(clip, meta={**clip.meta, "replication": clip.meta["execution"]})
+
+
+class KineticsSkeleton(_SkeletonBuilder):
+  """Kinetics-skeleton (ST-GCN's OpenPose-18 release); "test" is the official validation set."""
+
+  name = "kinetics_skeleton"
+  SHAPE = (2, kinetics.NUM_JOINTS, kinetics.NUM_CHANNELS)
+  DESCRIPTION = "Kinetics-400 skeletons (OpenPose, 18 joints, x y score) from ST-GCN; 'test' = the val split."
+  HOMEPAGE = "https://github.com/yysijie/st-gcn"
+  CITATION = """\
+@inproceedings{yan2018spatial, title={Spatial Temporal Graph Convolutional Networks for
+Skeleton-Based Action Recognition}, author={Yan, Sijie and Xiong, Yuanjun and Lin, Dahua},
+booktitle={AAAI}, year={2018}}"""
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+Unpack ST-GCN's kinetics-skeleton archive (kinetics_train/, kinetics_val/,
+kinetics_train_label.json, kinetics_val_label.json) into manual_dir, and add label_name.txt from
+https://github.com/yysijie/st-gcn/tree/master/resource/kinetics_skeleton.
+"""
+  FOLDERS: ClassVar[dict[str, str]] = {"train": "kinetics_train", "test": "kinetics_val"}
+
+  def _list_inputs(self, manual_dir: pathlib.Path) -> list[_Input]:
+    names = kinetics.read_class_names(_find_one(manual_dir, "label_name.txt"))
+    self.info.features["label"].names = list(names)
+    inputs, unmatched = [], {}
+    for split, folder in self.FOLDERS.items():
+      label_file = _find_one(manual_dir, f"{folder}_label.json")
+      labels = kinetics.read_labels(label_file)
+      files = _list_files(_find_one(manual_dir, folder, directory=True), "*.json")
+      for path in files:
+        entry = labels.get(path.stem)
+        excluded = error = label = None
+        if entry is None:
+          error = SkeletonFormatError(path, f"clip id {path.stem!r} is not in {label_file}")
+        elif not entry["has_skeleton"]:
+          excluded = f"has_skeleton is false in {label_file.name}"
+        elif entry["label_index"] >= len(names):
+          error = SkeletonFormatError(
+            path, f"label_index {entry['label_index']} is beyond the {len(names)} class names"
+          )
+        else:
+          label = entry["label_index"]
+        inputs.append(_Input(path, split, excluded, error, label))
+      # Label entries with no clip file (not inputs, but a user should know).
+      unmatched[split] = len(set(labels) - {p.stem for p in files})
+    self._report.notes["label_entries_without_file"] = unmatched
+    return inputs
+
+  def _read(self, item: _Input) -> Clip:
+    return kinetics.read_clip(item.path, label_index=item.label, max_persons=self.SHAPE[0], max_frames=300)
+
+
+_STGCN_FILES = {"train": "train", "test": "val"}  # split -> ST-GCN file prefix
+
+
+@dataclasses.dataclass(eq=False)
+class CustomSkeletonConfig(tfds.core.BuilderConfig):
+  """A custom dataset's shape (persons, joints, channels) and class names, read from its data."""
+
+  shape: tuple[int, int, int] = (0, 0, 0)
+  class_names: tuple[str, ...] = ()
+
+
+class CustomSkeleton(_SkeletonBuilder):
+  """A user's own arrays: `train.npz` + `test.npz`, or ST-GCN `{train,val}_data.npy` + `.pkl`.
+
+  The config (shape, classes) comes from the data: use `build("custom_skeleton[/NAME]", ...)` or
+  `CustomSkeletonConfig`s from `CustomSkeleton.config_from(manual_dir)`.
+  """
+
+  name = "custom_skeleton"
+  UNIT = "row"
+  DESCRIPTION = "A custom skeleton dataset (arrays; see slnl_jax/data/arrays.py)."
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+Put train.npz and test.npz (keys: skeleton (N, T, M, V, C), label (N,), optional num_frames,
+class_names, names) or ST-GCN's train_data.npy, train_label.pkl, val_data.npy, val_label.pkl
+into manual_dir.
+"""
+
+  @staticmethod
+  def sources(manual_dir: str | os.PathLike) -> dict[str, tuple[pathlib.Path, pathlib.Path | None]]:
+    """Split -> (data file, label file or None) in `manual_dir`."""
+    root = pathlib.Path(manual_dir)
+    npz = {s: (root / f"{s}.npz", None) for s in SPLITS}
+    stgcn = {s: (root / f"{f}_data.npy", root / f"{f}_label.pkl") for s, f in _STGCN_FILES.items()}
+    for layout in (npz, stgcn):
+      if all(p is None or p.is_file() for pair in layout.values() for p in pair):
+        return layout
+    raise FileNotFoundError(
+      f"{root} holds neither train.npz + test.npz nor train_data.npy, train_label.pkl, val_data.npy, val_label.pkl"
+    )
+
+  @classmethod
+  def config_from(cls, manual_dir: str | os.PathLike, name: str = "default") -> CustomSkeletonConfig:
+    """The config of the arrays in `manual_dir`: shape and classes must agree across splits."""
+    shapes, labels, class_names = {}, [], {}
+    for split, (data_path, label_path) in cls.sources(manual_dir).items():
+      if label_path is None:
+        content = arrays.read_npz(data_path)
+        shapes[split] = content["skeleton"].shape[2:]
+        labels.append(content["label"])
+        if "class_names" in content:
+          class_names[split] = content["class_names"]
+      else:
+        data, split_labels, _ = arrays.read_stgcn(data_path, label_path)
+        shapes[split] = data.shape[:1:-1] + data.shape[1:2]  # (N, C, T, V, M) -> (M, V, C)
+        labels.append(split_labels)
+    if shapes["train"] != shapes["test"]:
+      raise SkeletonFormatError(manual_dir, f"train and test differ in (persons, joints, channels): {shapes}")
+    if len(set(class_names.values())) > 1 or len(class_names) == 1:
+      raise SkeletonFormatError(manual_dir, "train and test must carry the same class_names")
+    num_classes = int(max(x.max(initial=-1) for x in labels)) + 1
+    names = class_names.get("train") or tuple(str(i) for i in range(num_classes))
+    return CustomSkeletonConfig(
+      name=name,
+      description=f"custom arrays from {manual_dir}",
+      shape=tuple(int(x) for x in shapes["train"]),
+      class_names=tuple(names),
+    )
+
+  def _config(self) -> CustomSkeletonConfig:
+    if not isinstance(self.builder_config, CustomSkeletonConfig):
+      raise ValueError(
+        "custom_skeleton needs the CustomSkeletonConfig of its data: use "
+        "slnl_jax.data.builders.build('custom_skeleton', ...) or CustomSkeleton.config_from"
+      )
+    return self.builder_config
+
+  def _shape(self) -> tuple[int, int, int]:
+    return self._config().shape
+
+  def _class_names(self) -> tuple[str, ...]:
+    return self._config().class_names
+
+  def _list_inputs(self, manual_dir: pathlib.Path) -> list[_Input]:
+    return [_Input(data, split) for split, (data, _) in self.sources(manual_dir).items()]
+
+  def _generate_examples(self, split: str, inputs: list[_Input]) -> Iterator[tuple[str, dict]]:
+    data_path, label_path = self.sources(self._manual_dir)[split]
+    self._report.seen[split] = _num_rows(data_path)
+    for clip in arrays.iter_clips(data_path, label_path, onerror=lambda e: self._bad(e, split)):
+      self._report.written[split] += 1
+      yield f"{clip.meta['index']:09d}", _example(clip)
+    self._check_not_empty(split)
+
+
+def _num_rows(path: pathlib.Path) -> int:
+  """Rows in an array file, read from its header (or its small label member for .npz)."""
+  if path.suffix == ".npz":
+    with np.load(path, allow_pickle=False) as archive:
+      return int(archive["label"].shape[0])
+  return int(np.load(path, mmap_mode="r", allow_pickle=False).shape[0])
+
+
+BUILDERS: dict[str, type[_SkeletonBuilder]] = {
+  cls.name: cls for cls in (NtuRgbd60, NtuRgbd120, KineticsSkeleton, MsrAction3d, SyntheticSkeleton, CustomSkeleton)
+}
+
+
+def _parse_name(name: str) -> tuple[type[_SkeletonBuilder], str | None]:
+  dataset, _, config = name.partition("/")
+  if dataset not in BUILDERS:
+    raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(BUILDERS)}")
+  return BUILDERS[dataset], config or None
+
+
+def _has_files(path: str | os.PathLike | None) -> bool:
+  return bool(path) and pathlib.Path(path).is_dir() and any(pathlib.Path(path).iterdir())
+
+
+def build(
+  name: str,
+  *,
+  manual_dir: str | os.PathLike | None,
+  data_dir: str | os.PathLike,
+  skip_bad: bool = True,
+  num_clips: int = DEFAULT_SYNTHETIC_CLIPS,
+  seed: int = 0,
+) -> tfds.core.DatasetBuilder:
+  """Builds dataset `name` ("ntu_rgbd60/xview", "msr_action3d", ...) once; reuses it after.
+
+  Args:
+    name: a key of `BUILDERS`, optionally "/config" (default: the builder's first config). For
+      custom_skeleton the config is the dataset's own name (default "default"): build several
+      custom datasets into one data_dir under different names.
+    manual_dir: the raw files. For synthetic_skeleton, when it is empty, missing or None, the
+      demo files are generated first (`num_clips`, `seed`) into it, or into
+      `<data_dir>/downloads/synthetic_skeleton` when it is None or "".
+    data_dir: where TFDS datasets are written (`~` is expanded).
+    skip_bad: skip and report malformed inputs (see the module docstring) instead of raising.
+
+  Returns:
+    The prepared builder (`.as_dataset(split=...)`); its skip report is `REPORT_NAME` in
+    `builder.data_dir`. An already built dataset is reused as is: delete its folder to rebuild.
+  """
+  cls, config = _parse_name(name)
+  data_dir = pathlib.Path(data_dir).expanduser()
+  if cls is SyntheticSkeleton and not _has_files(manual_dir):
+    manual_dir = manual_dir or data_dir / "downloads" / "synthetic_skeleton"
+    if not cls(data_dir=data_dir, config=config).is_prepared():
+      synthetic.write_dataset(manual_dir, num_clips=num_clips, seed=seed)
+  if cls is CustomSkeleton:
+    config = CustomSkeleton.config_from(manual_dir, name=config or "default")
+  builder = cls(data_dir=data_dir, config=config, skip_bad=skip_bad)
+  builder.download_and_prepare(
+    download_config=tfds.download.DownloadConfig(manual_dir=manual_dir, try_download_gcs=False)
+  )
+  return builder
+
+
+def load(name: str, data_dir: str | os.PathLike) -> tfds.core.DatasetBuilder:
+  """A built dataset, read from its folder alone (no raw files, no builder config needed)."""
+  cls, config = _parse_name(name)
+  if config is None:
+    config = cls.BUILDER_CONFIGS[0].name if cls.BUILDER_CONFIGS else None
+    config = "default" if cls is CustomSkeleton else config
+  path = pathlib.Path(data_dir).expanduser() / cls.name / (config or "") / str(VERSION)
+  if not (path / "dataset_info.json").is_file():
+    raise FileNotFoundError(f"{name} is not built in {data_dir} (no {path}): run tools/build_dataset.py {name}")
+  return tfds.builder_from_directory(os.fspath(path))
+
+
+def load_info(name: str, data_dir: str | os.PathLike) -> dict[str, Any]:
+  """What a config needs from a built dataset: classes, shape, split sizes, the report's path."""
+  builder = load(name, data_dir)
+  features = builder.info.features
+  _, persons, joints, channels = features["skeleton"].shape
+  return {
+    "num_classes": features["label"].num_classes,
+    "class_names": tuple(features["label"].names),
+    "num_persons": persons,
+    "num_joints": joints,
+    "num_channels": channels,
+    "num_examples": {s: builder.info.splits[s].num_examples for s in SPLITS},
+    "report": pathlib.Path(builder.data_dir) / REPORT_NAME,
+  }

@@ -1,0 +1,93 @@
+"""One clip from any supported file, by its type (for `--mode=predict`).
+
+  `*.skeleton`         NTU RGB+D (`ntu.read_skeleton`)
+  `*.json`             Kinetics-skeleton clip (`kinetics.read_clip`)
+  `*_skeleton3D.txt`   MSR Action3D (`msr_action3d.read_sequence`)
+  `*.npy`              one clip (T, M, V, C) of real numbers, channels last
+  `*.npz`              one clip: `skeleton` (T, M, V, C), optional `label` (integer scalar) and
+                       `num_frames` (integer scalar in [1, T])
+For `.npy` / `.npz` without `num_frames`, trailing all-zero frames (padding) are trimmed. The
+per-split custom format (N clips in one `.npz`) is read with `arrays.iter_clips` instead.
+Anything else raises `SkeletonFormatError`.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+import numpy as np
+
+from slnl_jax.data import arrays, kinetics, msr_action3d, ntu
+from slnl_jax.data.clip import Clip
+from slnl_jax.data.errors import SkeletonFormatError
+
+_NPZ_KEYS = ("skeleton", "label", "num_frames")
+
+
+def _scalar_int(path: str | os.PathLike, content: dict, key: str) -> int | None:
+  if key not in content:
+    return None
+  value = content[key]
+  if value.shape != () or value.dtype.kind not in "iu":
+    raise SkeletonFormatError(path, f"{key}: expected an integer scalar, found {value.dtype} "
+                              f"{value.shape}")  # fmt: skip
+  return int(value)
+
+
+def _read_array_clip(path: str | os.PathLike) -> Clip:
+  name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
+  try:
+    loaded = np.load(path, allow_pickle=False)
+  except OSError as e:
+    raise SkeletonFormatError(path, f"cannot read the file: {e}") from e
+  except (ValueError, EOFError, zipfile.BadZipFile) as e:
+    raise SkeletonFormatError(path, f"not a numeric numpy file: {e}") from e
+  if isinstance(loaded, np.ndarray):
+    if os.fspath(path).endswith(".npz"):
+      raise SkeletonFormatError(path, "expected a .npz archive, found a single .npy array")
+    content = {"skeleton": loaded}
+  else:
+    with loaded:
+      if os.fspath(path).endswith(".npy"):
+        raise SkeletonFormatError(path, "expected a .npy array, found a .npz archive")
+      keys = set(loaded.files)
+      if "skeleton" not in keys or keys - set(_NPZ_KEYS):
+        raise SkeletonFormatError(
+          path, f"keys: expected 'skeleton' and optionally 'label', 'num_frames'; found "
+          f"{sorted(keys)}"
+        )
+      try:
+        content = {key: loaded[key] for key in keys}
+      # Object arrays and corrupt members raise zipfile, zlib, numpy or pickle errors of many types.
+      except Exception as e:
+        raise SkeletonFormatError(path, f"cannot load a .npz member: {type(e).__name__}: {e}") from e
+  skeleton = content["skeleton"]
+  if skeleton.ndim != 4 or skeleton.dtype.kind not in "fiu":
+    raise SkeletonFormatError(
+      path, f"skeleton: expected real numbers (T, M, V, C), found {skeleton.dtype} {skeleton.shape}"
+    )
+  label = _scalar_int(path, content, "label")
+  num_frames = _scalar_int(path, content, "num_frames")
+  if num_frames is not None and not 1 <= num_frames <= skeleton.shape[0]:
+    raise SkeletonFormatError(path, f"num_frames {num_frames} is not in [1, {skeleton.shape[0]}]")
+  return arrays.clip_from_array(
+    skeleton, path=path, name=name, label=-1 if label is None else label, num_frames=num_frames
+  )
+
+
+def read_file(path: str | os.PathLike) -> Clip:
+  """Reads one clip from a file of any supported type (see the module docstring)."""
+  name = os.path.basename(os.fspath(path))
+  if name.endswith(".skeleton"):
+    return ntu.read_skeleton(path)
+  if name.endswith(".json"):
+    return kinetics.read_clip(path)
+  if name.endswith("_skeleton3D.txt"):
+    return msr_action3d.read_sequence(path)
+  if name.endswith((".npy", ".npz")):
+    return _read_array_clip(path)
+  raise SkeletonFormatError(
+    path, "unknown file type: expected .skeleton (NTU), .json (Kinetics), _skeleton3D.txt (MSR "
+    "Action3D), .npy or .npz"
+  )

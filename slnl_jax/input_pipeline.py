@@ -1,0 +1,238 @@
+"""tf.data input pipeline: random/centred temporal crop, linear resize in time, batching, sharding.
+
+The paper (Sec. 4.1) trains on a contiguous random crop of each clip's valid frames, ratio ~ U[0.5, 1], resized
+("bilinear" in time) to a fixed T, and evaluates on a centred crop of ratio 0.95. Input datasets are the TFDS
+splits of `slnl_jax/data/builders.py` (or anything with the same element structure): dicts with `skeleton`
+(T, M, V, C) float32 of variable length T, `label` int and `num_frames` int; other keys are dropped.
+
+Batches are `{"skeleton": (B, M, T, V, C) float32, "label": (B,) int32}` (+ `"mask": (B,) bool` at evaluation),
+B being the per-process batch. Randomness is a pure function of (seed, epoch, example index), so a resumed run
+replays an epoch exactly by rebuilding it and skipping the batches already done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import ml_collections
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+Features = dict[str, tf.Tensor]
+
+
+def _hide_accelerators_from_tf() -> None:
+  """TF only feeds data here; leave every accelerator's memory to JAX."""
+  try:
+    tf.config.set_visible_devices([], "GPU")
+  except RuntimeError:  # TF already initialised its devices: too late to change, nothing to do.
+    pass
+
+
+_hide_accelerators_from_tf()
+
+
+def crop_and_resize(
+  skeleton: tf.Tensor,
+  num_frames: tf.Tensor | int,
+  *,
+  out_frames: int,
+  ratio: tf.Tensor | float,
+  offset_fraction: tf.Tensor | float,
+) -> tf.Tensor:
+  """A contiguous temporal crop of the valid frames, linearly resized to `out_frames` (Sec. 4.1).
+
+  The crop has `L = clip(round(ratio * num_frames), 1, num_frames)` frames and starts at frame
+  `min(floor(offset_fraction * (d + 1)), d)`, `d = num_frames - L`: every valid start is equally likely for
+  offset_fraction ~ U[0, 1), and offset_fraction = 0.5 centres the crop (`d / 2` rounded half up). Output frame
+  i samples the crop at position `i * (L - 1) / (out_frames - 1)` (first and last crop frames kept exactly)
+  with linear interpolation between the two nearest frames; joints and channels are untouched.
+
+  Args:
+    skeleton: (T, M, V, C) clip; only its first `num_frames` frames are valid (the rest may be padding).
+    num_frames: number of valid frames, 1 <= num_frames <= T.
+    out_frames: number of output frames.
+    ratio: crop length as a fraction of num_frames.
+    offset_fraction: crop start as a fraction of the free frames `num_frames - L`, in [0, 1].
+
+  Returns:
+    (out_frames, M, V, C) float32.
+  """
+  skeleton = tf.convert_to_tensor(skeleton, tf.float32)
+  num_frames = tf.cast(num_frames, tf.int32)
+  tf.debugging.assert_rank(skeleton, 4, message="skeleton must be (T, M, V, C)")
+  checks = [
+    tf.debugging.assert_positive(num_frames, message="a clip needs at least one valid frame"),
+    tf.debugging.assert_less_equal(
+      num_frames, tf.shape(skeleton)[0], message="num_frames exceeds the skeleton's length"
+    ),
+  ]
+  # Inside tf.data's graph functions asserts only run when something depends on them.
+  with tf.control_dependencies(checks):
+    num_frames = tf.identity(num_frames)
+  n = tf.cast(num_frames, tf.float32)
+  crop_len = tf.clip_by_value(tf.cast(tf.floor(tf.cast(ratio, tf.float32) * n + 0.5), tf.int32), 1, num_frames)
+  free = num_frames - crop_len
+  start = tf.minimum(
+    tf.cast(tf.floor(tf.cast(offset_fraction, tf.float32) * tf.cast(free + 1, tf.float32)), tf.int32),
+    free,
+  )
+  # Positions as exact integer quotient + remainder: no float rounding of the frame index, even for long clips.
+  steps = tf.range(out_frames, dtype=tf.int32) * (crop_len - 1)
+  denominator = max(out_frames - 1, 1)
+  lo = steps // denominator
+  hi = tf.minimum(lo + 1, crop_len - 1)
+  weight = tf.reshape(tf.cast(steps % denominator, tf.float32) / denominator, (-1, 1, 1, 1))
+  before = tf.gather(skeleton, start + lo)
+  after = tf.gather(skeleton, start + hi)
+  return before + weight * (after - before)
+
+
+def count_examples(ds: tf.data.Dataset) -> int:
+  """Number of elements of a finite dataset: its known cardinality, else one pass over it."""
+  cardinality = int(ds.cardinality())
+  if cardinality == tf.data.INFINITE_CARDINALITY:
+    raise ValueError("cannot count the examples of an infinite dataset")
+  if cardinality >= 0:
+    return cardinality
+  return int(ds.reduce(np.int64(0), lambda count, _: count + 1))
+
+
+def _check_input(ds: tf.data.Dataset, config: ml_collections.ConfigDict) -> None:
+  """Clear errors for a dataset that does not look like a skeleton split of the configured shape."""
+  spec = ds.element_spec
+  missing = {"skeleton", "label", "num_frames"} - set(spec if isinstance(spec, dict) else ())
+  if missing:
+    raise ValueError(f"dataset elements must be dicts with keys {sorted(missing)}; got {spec}")
+  shape = spec["skeleton"].shape
+  if shape.rank != 4:
+    raise ValueError(f"'skeleton' must be (T, M, V, C); got shape {shape}")
+  expected = {
+    "persons (M)": config.dataset.num_persons,
+    "joints (V)": config.dataset.num_joints,
+    "channels (C)": config.dataset.num_channels,
+  }
+  for (what, want), got in zip(expected.items(), shape[1:], strict=True):
+    if got is not None and got != want:
+      raise ValueError(f"'skeleton' has {got} {what} but config.dataset expects {want}")
+
+
+def _per_process_batch(global_batch_size: int, process_count: int) -> int:
+  if global_batch_size <= 0 or global_batch_size % process_count:
+    raise ValueError(
+      f"global_batch_size={global_batch_size} must be positive and divisible by process_count={process_count}"
+    )
+  return global_batch_size // process_count
+
+
+def _to_model_input(skeleton: tf.Tensor, label: tf.Tensor) -> Features:
+  """(T, M, V, C) -> the model's (M, T, V, C); int32 labels."""
+  return {"skeleton": tf.transpose(skeleton, (1, 0, 2, 3)), "label": tf.cast(label, tf.int32)}
+
+
+def train_dataset(
+  ds: tf.data.Dataset,
+  *,
+  config: ml_collections.ConfigDict,
+  global_batch_size: int,
+  seed: int,
+  epoch: int,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> tf.data.Dataset:
+  """One training epoch of this process's shard: shuffled, randomly cropped and resized, batched.
+
+  `ds` must yield examples in a fixed order (e.g. TFDS `as_dataset(shuffle_files=False)`). Process p keeps
+  examples p, p + P, ... and every process yields exactly `count_examples(ds) // global_batch_size` batches of
+  `global_batch_size // process_count`, so multi-host steps stay in lockstep. The shuffle seed derives from
+  (seed, epoch) and each crop from (seed, epoch, index of the example in `ds`), so the epoch is the same
+  whatever the process count or tf.data parallelism, and differs between epochs.
+  """
+  _check_input(ds, config)
+  batch_size = _per_process_batch(global_batch_size, process_count)
+  num_batches = count_examples(ds) // global_batch_size
+  if num_batches == 0:
+    raise ValueError(f"fewer examples than one global batch of {global_batch_size}")
+  shuffle_key, crop_key = tf.unstack(tf.random.experimental.stateless_split(tf.constant([seed, epoch], tf.int64), 2))
+  shuffle_seed = int(tf.random.stateless_uniform([], shuffle_key, None, None, tf.int64))
+  data = config.dataset
+
+  def preprocess(local_index: tf.Tensor, example: Features) -> Features:
+    index = local_index * process_count + process_index  # position in the unsharded `ds`
+    key = tf.random.experimental.stateless_fold_in(crop_key, index)
+    ratio, offset = tf.unstack(tf.random.stateless_uniform([2], key))
+    skeleton = crop_and_resize(
+      example["skeleton"],
+      example["num_frames"],
+      out_frames=data.num_frames,
+      ratio=data.train_crop_min + (1.0 - data.train_crop_min) * ratio,
+      offset_fraction=offset,
+    )
+    return _to_model_input(skeleton, example["label"])
+
+  ds = ds.shard(process_count, process_index).enumerate()
+  ds = ds.shuffle(data.shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
+  ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.batch(batch_size, drop_remainder=True).take(num_batches)
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(
+  ds: tf.data.Dataset,
+  *,
+  config: ml_collections.ConfigDict,
+  global_batch_size: int,
+  process_index: int = 0,
+  process_count: int = 1,
+  drop_remainder: bool = False,
+) -> tf.data.Dataset:
+  """This process's shard, centre-cropped (ratio `config.dataset.eval_crop`) and resized, in order.
+
+  Each batch carries a boolean "mask". With `drop_remainder=False` every example of `ds` appears exactly once
+  over all processes with mask True: each process's shard (examples p, p + P, ...) is padded with all-zero,
+  mask-False examples up to `ceil(ceil(N / P) / B)` batches of B = global_batch_size // P, the same number on
+  every process so multi-host eval steps stay in lockstep. Metrics must be weighted by the mask; the number
+  of real examples is `count_examples(ds)`. With `drop_remainder=True` each process yields
+  `(N // P) // B` full batches (all mask True) and the rest is not evaluated.
+  """
+  _check_input(ds, config)
+  batch_size = _per_process_batch(global_batch_size, process_count)
+  total = count_examples(ds)
+  if total == 0:
+    raise ValueError("the evaluation dataset is empty")
+  data = config.dataset
+
+  def preprocess(example: Features) -> Features:
+    skeleton = crop_and_resize(
+      example["skeleton"],
+      example["num_frames"],
+      out_frames=data.num_frames,
+      ratio=data.eval_crop,
+      offset_fraction=0.5,
+    )
+    return {**_to_model_input(skeleton, example["label"]), "mask": tf.constant(True)}
+
+  shard = ds.shard(process_count, process_index).map(
+    preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+  )
+  if drop_remainder:
+    shard = shard.batch(batch_size, drop_remainder=True).take(total // process_count // batch_size)
+    return shard.prefetch(tf.data.AUTOTUNE)
+  shard_size = len(range(process_index, total, process_count))
+  largest_shard = -(-total // process_count)  # process 0's
+  num_batches = -(-largest_shard // batch_size)
+  # Padding is built from the first global example so that even an empty shard (N < P) can be padded.
+  padding = (
+    ds.take(1)
+    .map(preprocess)
+    .map(lambda example: tf.nest.map_structure(tf.zeros_like, example))
+    .repeat(num_batches * batch_size - shard_size)
+  )
+  shard = shard.concatenate(padding).batch(batch_size, drop_remainder=True)
+  return shard.prefetch(tf.data.AUTOTUNE)
+
+
+def as_numpy(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
+  """Iterate a batched dataset as dicts of numpy arrays, ready to shard over devices."""
+  return iter(tfds.as_numpy(ds))

@@ -1,0 +1,106 @@
+r"""Command line: train, evaluate or apply SLnL-rFA.
+
+  python -m slnl_jax.main --config=configs/ntu60_xsub.py --workdir=workdirs/ntu60_xsub
+  python -m slnl_jax.main --config=configs/demo.py --workdir=workdirs/demo --config.train.num_epochs=2
+  python -m slnl_jax.main --config=configs/demo.py --workdir=workdirs/demo --mode=eval
+  python -m slnl_jax.main --config=configs/demo.py --workdir=workdirs/demo --mode=predict \
+      --input=S001C001P001R001A001.skeleton
+
+Training resumes from the latest checkpoint in --workdir. On several hosts run the same command on each,
+adding --coordinator_address=HOST0:PORT --num_processes=N --process_id=I (or let SLURM / Open MPI / Cloud TPU
+provide them).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Sequence
+
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Path to a config file, e.g. configs/ntu60_xsub.py.", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and plots.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "predict"], "What to do.")
+_INPUT = flags.DEFINE_string("input", None, "--mode=predict: one raw skeleton file.")
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", "best", "--mode=eval|predict: 'best' (by eval top-1), 'latest' or a step number."
+)
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "Multi-host: host:port of process 0 (jax.distributed)."
+)
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: index of this process.")
+_CACHE_DIR = flags.DEFINE_string(
+    "jax_cache_dir",
+    os.path.join(os.path.expanduser("~"), ".cache", "slnl_jax", "xla"),
+    "Persistent XLA compilation cache ('' disables it); repeated runs skip most compile time.",
+)
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl parsing, with a one-line error (not a traceback) for a mistyped --config.<key>."""
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError) as e:
+    match = re.search(r"'([^'\\]+)'", str(e))
+    name = match.group(1) if match else str(e)
+    overrides = [arg.split("=")[0] for arg in argv if arg.startswith("--config.")]
+    culprit = next((arg for arg in overrides if name in arg.split(".")), ", ".join(overrides))
+    hint = str(e).split("\\n", 1)[1].rstrip("'\"") if "\\n" in str(e) else ""
+    sys.exit(f"error: {culprit}: unknown config key {name!r}. {hint}".rstrip())
+  except flags.Error as e:
+    sys.exit(f"error: {e}\nPass --helpshort to see the flags.")
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  # Before anything touches a device.
+  from slnl_jax import sharding
+
+  sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  if _CACHE_DIR.value:
+    jax.config.update("jax_compilation_cache_dir", _CACHE_DIR.value)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+  from slnl_jax import train
+
+  config = _CONFIG.value
+  workdir = _WORKDIR.value
+  if _MODE.value == "train":
+    metrics = train.train_and_evaluate(config, workdir)
+    if metrics:
+      print(
+          f"final eval on {int(metrics['num_examples'])} examples: top-1 {100 * metrics['top1']:.2f}%, "
+          f"top-5 {100 * metrics['top5']:.2f}% (concat head)"
+      )
+  elif _MODE.value == "eval":
+    metrics = train.evaluate_checkpoint(config, workdir, _CHECKPOINT.value)
+    print(
+        f"eval on {int(metrics['num_examples'])} examples: top-1 {100 * metrics['top1']:.2f}%, "
+        f"top-5 {100 * metrics['top5']:.2f}% (concat head)"
+    )
+  else:
+    if not _INPUT.value:
+      raise app.UsageError("--mode=predict needs --input=FILE")
+    predictions = train.predict(config, workdir, _INPUT.value, _CHECKPOINT.value)
+    if jax.process_index() == 0:
+      print(f"top-{len(predictions)} classes for {_INPUT.value}:")
+      for rank, (name, probability) in enumerate(predictions, 1):
+        print(f"  {rank}. {name:<30s} {probability:.4f}")
+  logging.flush()
+
+
+def run() -> None:
+  app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+  run()

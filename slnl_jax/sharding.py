@@ -1,0 +1,113 @@
+"""Device mesh, shardings and multi-host start-up.
+
+Every device of every process sits on one mesh axis, "data". A global batch is split along that axis (each
+device holds `global_batch / device_count` examples); the train state is replicated. `jax.jit` then runs the
+same program everywhere and inserts the gradient all-reduce itself, so one code path serves one CPU, one GPU, a
+TPU slice or several hosts (no pmap).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import jax
+import numpy as np
+from absl import logging
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+DATA_AXIS = "data"
+
+# Environment variables that mean "this process is one of several": jax's own, SLURM and Open MPI.
+_MULTIHOST_ENV = ("JAX_COORDINATOR_ADDRESS", "OMPI_MCA_orte_hnp_uri")
+
+
+def _launched_by_cluster() -> bool:
+  if any(name in os.environ for name in _MULTIHOST_ENV):
+    return True
+  return int(os.environ.get("SLURM_NTASKS", "1")) > 1
+
+
+def initialize_distributed(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> None:
+  """Calls `jax.distributed.initialize` when there are several processes, else does nothing.
+
+  Explicit arguments win; otherwise jax's cluster auto-detection (SLURM, Open MPI, Cloud TPU with
+  `JAX_COORDINATOR_ADDRESS`, ...) fills them in. Must run before anything touches a device.
+
+  Args:
+    coordinator_address: "host:port" of process 0, e.g. "10.0.0.1:1234".
+    num_processes: the number of processes (hosts) taking part.
+    process_id: this process's index in [0, num_processes).
+  """
+  explicit = coordinator_address is not None
+  if not explicit and not _launched_by_cluster():
+    return
+  if explicit and (num_processes is None or process_id is None):
+    raise ValueError(
+        "--coordinator_address needs --num_processes and --process_id as well "
+        f"(got num_processes={num_processes}, process_id={process_id})"
+    )
+  # CPU devices of different processes talk through gloo; GPU/TPU backends ignore this setting.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(
+      coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id
+  )
+  logging.info(
+      "process %d of %d, %d local / %d global devices",
+      jax.process_index(),
+      jax.process_count(),
+      jax.local_device_count(),
+      jax.device_count(),
+  )
+
+
+def make_mesh() -> Mesh:
+  """A one-axis mesh ("data",) over all devices of all processes.
+
+  The axis is `Auto` (the compiler propagates shardings from the jit's in/out shardings), not jax's newer
+  `Explicit` default, under which every op of the model would need sharding-aware inputs.
+  """
+  return jax.make_mesh(
+      (jax.device_count(),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,)
+  )
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  """Leading (batch) axis split over the data axis, the rest replicated."""
+  return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  """The same full copy on every device (train state, metrics)."""
+  return NamedSharding(mesh, PartitionSpec())
+
+
+def check_batch_size(global_batch_size: int, what: str = "config.train.batch_size") -> None:
+  """Raises when a global batch cannot be split evenly over processes and devices."""
+  if global_batch_size % jax.device_count():
+    raise ValueError(
+        f"{what}={global_batch_size} must be a multiple of the number of devices "
+        f"({jax.device_count()} over {jax.process_count()} process(es))"
+    )
+
+
+def shard_batch(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+  """Assembles this process's part of a global batch into global arrays sharded on the data axis.
+
+  Args:
+    batch: this process's examples, each array with leading size global_batch / process_count, in process
+      order (process p holds the p-th contiguous slice of the global batch).
+    mesh: from `make_mesh`.
+
+  Returns:
+    Global `jax.Array`s of leading size global_batch, laid out by `batch_sharding(mesh)`.
+  """
+  sharding = batch_sharding(mesh)
+  return {
+      name: jax.make_array_from_process_local_data(sharding, np.asarray(value))
+      for name, value in batch.items()
+  }

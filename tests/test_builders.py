@@ -1,0 +1,312 @@
+"""TFDS builds of the real shared data and of the synthetic set: counts, records, reports, determinism."""
+
+import json
+import os
+import pathlib
+import pickle
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from slnl_jax.data import builders
+from slnl_jax.data.errors import SkeletonFormatError
+
+tfds.disable_progress_bar()
+
+# NTU-60 cross-subject training performers (issue 3 / the NTU paper), written out independently.
+XSUB_TRAIN = {1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38}
+
+
+def _records(builder, split: str) -> dict[str, dict]:
+  return {r["name"].decode(): r for r in tfds.as_numpy(builder.as_dataset(split=split))}
+
+
+def _report(builder) -> dict:
+  return json.loads((pathlib.Path(builder.data_dir) / builders.REPORT_NAME).read_text())
+
+
+def _link(target: pathlib.Path, link: pathlib.Path) -> None:
+  link.parent.mkdir(parents=True, exist_ok=True)
+  link.symlink_to(target)
+
+
+# --- MSR Action3D: all 567 real files, built once per session --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def msr(shared_data, tmp_path_factory):
+  manual = shared_data / "msr_action3d"
+  builder = builders.build("msr_action3d", manual_dir=manual, data_dir=tmp_path_factory.mktemp("tfds"))
+  return builder, manual / "MSRAction3DSkeletonReal3D"
+
+
+def test_msr_counts_and_report(msr):
+  builder, folder = msr
+  files = sorted(os.listdir(folder))
+  assert len(files) == 567
+  odd = sum(int(f.split("_")[1][1:]) % 2 == 1 for f in files)
+  assert (odd, len(files) - odd) == (292, 275)  # SOURCE.md's cross-subject counts
+  report = _report(builder)
+  assert report["seen"] == 567 == report["written"] + report["num_skipped"] + report["num_excluded"]
+  assert report["splits"] == {"train": {"seen": 292, "written": 291}, "test": {"seen": 275, "written": 275}}
+  assert [(pathlib.Path(s["file"]).name, s["split"]) for s in report["skipped"]] == [
+    ("a13_s09_e02_skeleton3D.txt", "train")
+  ]
+  assert "zero" in report["skipped"][0]["reason"]
+  assert builder.info.splits["train"].num_examples == 291
+  assert builder.info.splits["test"].num_examples == 275
+
+
+def test_msr_records_match_the_text_files(msr):
+  builder, folder = msr
+  records = _records(builder, "test")
+  assert len(records) == 275
+  for stem in ("a01_s02_e01_skeleton3D", "a20_s02_e01_skeleton3D", "a13_s10_e02_skeleton3D"):
+    raw = np.loadtxt(folder / f"{stem}.txt").reshape(-1, 20, 4)[..., :3]
+    kept = raw[np.abs(raw).sum(axis=(1, 2)) > 0]  # all-zero frames are dropped by the reader
+    record = records[stem]
+    assert record["num_frames"] == len(kept) == record["skeleton"].shape[0]
+    np.testing.assert_allclose(record["skeleton"][:, 0], kept, rtol=1e-6)
+    action, subject, execution = (int(part[1:]) for part in stem.split("_")[:3])
+    assert record["label"] == action - 1
+    assert (record["subject"], record["replication"]) == (subject, execution)
+    assert (record["camera"], record["setup"]) == (-1, -1)
+  train_names = {r["name"].decode() for r in tfds.as_numpy(builder.as_dataset(split="train"))}
+  assert all(int(n.split("_")[1][1:]) % 2 == 1 for n in train_names)
+  assert all(int(n.split("_")[1][1:]) % 2 == 0 for n in records)
+
+
+def test_msr_load_info(msr):
+  builder, _ = msr
+  info = builders.load_info("msr_action3d", pathlib.Path(builder.data_dir).parents[2])
+  assert info["num_classes"] == 20 and info["class_names"][0] == "high arm wave"
+  assert (info["num_persons"], info["num_joints"], info["num_channels"]) == (1, 20, 3)
+  assert info["num_examples"] == {"train": 291, "test": 275}
+
+
+def test_msr_strict_mode_raises_with_the_file(shared_data, tmp_path):
+  folder = shared_data / "msr_action3d" / "MSRAction3DSkeletonReal3D"
+  for name in ("a01_s01_e01", "a01_s02_e01", "a13_s09_e02"):
+    _link(folder / f"{name}_skeleton3D.txt", tmp_path / "raw" / f"{name}_skeleton3D.txt")
+  with pytest.raises(SkeletonFormatError, match="a13_s09_e02_skeleton3D.txt"):
+    builders.build("msr_action3d", manual_dir=tmp_path / "raw", data_dir=tmp_path / "tfds", skip_bad=False)
+  assert not list((tmp_path / "tfds").rglob(builders.REPORT_NAME))  # a failed build leaves nothing
+
+
+def test_truncated_file_is_skipped_and_counts_reconcile(shared_data, tmp_path):
+  folder = shared_data / "msr_action3d" / "MSRAction3DSkeletonReal3D"
+  raw = tmp_path / "raw"
+  good = ("a01_s01_e01", "a01_s01_e02", "a02_s03_e01", "a01_s02_e01", "a02_s02_e02")
+  for name in good:
+    _link(folder / f"{name}_skeleton3D.txt", raw / f"{name}_skeleton3D.txt")
+  lines = (folder / "a03_s01_e01_skeleton3D.txt").read_text().splitlines(keepends=True)
+  (raw / "a03_s01_e01_skeleton3D.txt").write_text("".join(lines[:30]))  # 1.5 frames
+  (raw / "a03_s01_e02_skeleton3D.txt").write_text("1 2 3\n")  # a malformed line
+  builder = builders.build("msr_action3d", manual_dir=raw, data_dir=tmp_path / "tfds")
+  report = _report(builder)
+  assert report["seen"] == 7 and report["num_skipped"] == 2 and report["num_excluded"] == 0
+  skipped = {pathlib.Path(s["file"]).name: s for s in report["skipped"]}
+  assert skipped["a03_s01_e01_skeleton3D.txt"]["line"] == 30
+  assert skipped["a03_s01_e02_skeleton3D.txt"]["line"] == 1
+  # Records actually in the TFRecords, counted by reading them back.
+  written = sum(len(_records(builder, s)) for s in builders.SPLITS)
+  assert report["seen"] == written + report["num_skipped"] + report["num_excluded"] == 5 + 2
+  assert len(_records(builder, "train")) == 3 and len(_records(builder, "test")) == 2
+
+
+# --- NTU RGB+D: the 12 real files, the official missing lists -------------------------------------
+
+
+@pytest.fixture
+def ntu_manual(shared_data, tmp_path) -> pathlib.Path:
+  source = shared_data / "ntu_rgbd"
+  raw = tmp_path / "raw"
+  for path in sorted((source / "nturgb+d_skeletons").iterdir()):
+    _link(path, raw / "nturgb+d_skeletons" / path.name)
+  for path in (source / "Matlab").iterdir():
+    _link(path, raw / "Matlab" / path.name)
+  # A real file under a name on the official NTU-60 list: the builder must exclude it.
+  _link(source / "nturgb+d_skeletons" / "S001C001P001R001A001.skeleton", raw / "S001C002P005R002A008.skeleton")
+  return raw
+
+
+def _ntu_ids(name: str) -> dict[str, int]:
+  keys = ("setup", "camera", "subject", "replication", "action")
+  return {k: int(name[1 + 4 * i : 4 + 4 * i]) for i, k in enumerate(keys)}
+
+
+def test_ntu60_xsub_and_xview(ntu_manual, tmp_path):
+  real = sorted(p.stem for p in (ntu_manual / "nturgb+d_skeletons").iterdir())
+  for config, is_train in (
+    ("xsub", lambda ids: ids["subject"] in XSUB_TRAIN),
+    ("xview", lambda ids: ids["camera"] in (2, 3)),
+  ):
+    builder = builders.build(f"ntu_rgbd60/{config}", manual_dir=ntu_manual, data_dir=tmp_path / "tfds")
+    report = _report(builder)
+    assert report["seen"] == 13 and report["num_skipped"] == 0
+    assert report["excluded"] == [
+      {
+        "file": str(ntu_manual / "S001C002P005R002A008.skeleton"),
+        "split": "train" if config == "xsub" else "train",  # P005 is a training performer, C002 a training view
+        "reason": "listed in NTU_RGBD_samples_with_missing_skeletons.txt",
+      }
+    ]
+    expected_train = {n for n in real if is_train(_ntu_ids(n))}
+    train, test = _records(builder, "train"), _records(builder, "test")
+    assert set(train) == expected_train and set(test) == set(real) - expected_train
+  record = {**train, **test}["S001C001P001R001A001"]
+  assert record["num_frames"] == 103 and record["label"] == 0
+  ids = {k: int(record[k]) for k in ("setup", "camera", "subject", "replication")}
+  assert ids == {"setup": 1, "camera": 1, "subject": 1, "replication": 1}
+  np.testing.assert_allclose(record["skeleton"][0, 0, 0], [0.2181153, 0.1725972, 3.785547], rtol=1e-6)
+  np.testing.assert_array_equal(record["skeleton"][:, 1], 0.0)  # one person, second zero-padded
+  assert builder.info.features["label"].names[0] == "drink water"
+
+
+def test_ntu120_xset(ntu_manual, tmp_path):
+  builder = builders.build("ntu_rgbd120/xset", manual_dir=ntu_manual, data_dir=tmp_path / "tfds")
+  train, test = _records(builder, "train"), _records(builder, "test")
+  assert sorted(train) == ["S002C001P003R001A003", "S004C002P003R001A017"]  # even setups
+  assert len(test) == 10
+  report = _report(builder)
+  assert report["seen"] == 13 and report["num_excluded"] == 1  # also on the NTU-120 list
+  assert builder.info.features["label"].num_classes == 120
+
+
+def test_ntu_without_missing_list_is_an_error(shared_data, tmp_path):
+  _link(
+    shared_data / "ntu_rgbd" / "nturgb+d_skeletons" / "S001C001P001R001A001.skeleton",
+    tmp_path / "raw" / "S001C001P001R001A001.skeleton",
+  )
+  with pytest.raises(FileNotFoundError, match="NTU_RGBD_samples_with_missing_skeletons.txt"):
+    builders.build("ntu_rgbd60/xsub", manual_dir=tmp_path / "raw", data_dir=tmp_path / "tfds")
+
+
+# --- Kinetics-skeleton: the 7 real clips ------------------------------------------------------------
+
+
+def test_kinetics(shared_data, tmp_path):
+  source = shared_data / "kinetics_skeleton"
+  clips = source / "kinetics-skeleton" / "kinetics_val_old"
+  all_labels = json.loads((source / "kinetics-skeleton" / "kinetics_val_label-old.json").read_text())
+  raw = tmp_path / "raw"
+  _link(source / "resource" / "kinetics_skeleton" / "label_name.txt", raw / "label_name.txt")
+  ids = sorted(p.stem for p in clips.iterdir())
+  splits = {"kinetics_train": ids[:2], "kinetics_val": ids[2:]}
+  # A real clip stored under the id of a clip the label file marks has_skeleton=false.
+  no_skeleton = sorted(k for k, v in all_labels.items() if not v["has_skeleton"])[0]
+  for folder, members in splits.items():
+    for clip_id in members:
+      _link(clips / f"{clip_id}.json", raw / folder / f"{clip_id}.json")
+    entries = {k: all_labels[k] for k in members}
+    if folder == "kinetics_val":
+      _link(clips / f"{ids[2]}.json", raw / folder / f"{no_skeleton}.json")
+      entries[no_skeleton] = all_labels[no_skeleton]
+    else:
+      entries[ids[2]] = all_labels[ids[2]]  # a label entry with no file in this split
+    (raw / f"{folder}_label.json").write_text(json.dumps(entries))
+
+  builder = builders.build("kinetics_skeleton", manual_dir=raw, data_dir=tmp_path / "tfds")
+  report = _report(builder)
+  assert report["seen"] == 8 and report["written"] == 7 and report["num_excluded"] == 1
+  assert report["excluded"][0]["reason"] == "has_skeleton is false in kinetics_val_label.json"
+  assert report["label_entries_without_file"] == {"train": 1, "test": 0}
+  train, test = _records(builder, "train"), _records(builder, "test")
+  assert sorted(train) == ids[:2] and sorted(test) == ids[2:]
+  names = builder.info.features["label"].names
+  assert len(names) == 400
+  for clip_id, record in {**train, **test}.items():
+    assert names[record["label"]] == all_labels[clip_id]["label"]
+    frames = json.loads((clips / f"{clip_id}.json").read_text())["data"]
+    assert record["num_frames"] == max(f["frame_index"] for f in frames)
+    assert record["skeleton"].shape[1:] == (2, 18, 3)
+    assert all(int(record[k]) == -1 for k in builders.PROTOCOL_IDS)
+  assert test["__vzEs2wzdQ"]["num_frames"] == 164  # SOURCE.md
+
+
+# --- Synthetic set and determinism ------------------------------------------------------------------
+
+
+def test_synthetic_generated_when_manual_dir_is_empty(tmp_path):
+  data_dir = tmp_path / "tfds"
+  builder = builders.build("synthetic_skeleton", manual_dir=None, data_dir=data_dir, num_clips=24, seed=0)
+  files = sorted((data_dir / "downloads" / "synthetic_skeleton").glob("*.skeleton"))
+  assert len(files) == 24
+  train, test = _records(builder, "train"), _records(builder, "test")
+  assert set(train) | set(test) == {f.stem for f in files}
+  assert all(_ntu_ids(n)["subject"] in XSUB_TRAIN for n in train)
+  assert not any(_ntu_ids(n)["subject"] in XSUB_TRAIN for n in test)
+  for name, record in {**train, **test}.items():
+    assert record["label"] == _ntu_ids(name)["action"] - 1
+  info = builders.load_info("synthetic_skeleton", data_dir)
+  assert info["num_classes"] == 8 and info["num_persons"] == 2 and info["num_joints"] == 25
+
+
+def test_builds_are_deterministic(tmp_path):
+  from slnl_jax.data import synthetic
+
+  raw = tmp_path / "raw"
+  synthetic.write_dataset(raw, num_clips=16, seed=5)
+  digests = []
+  for run in ("a", "b"):
+    builder = builders.build("synthetic_skeleton/xview", manual_dir=raw, data_dir=tmp_path / run)
+    shards = sorted(pathlib.Path(builder.data_dir).glob("*.tfrecord*"))
+    assert shards
+    digests.append({p.name: p.read_bytes() for p in shards})
+    assert all(_ntu_ids(n)["camera"] in (2, 3) for n in _records(builder, "train"))
+  assert digests[0] == digests[1]
+
+
+# --- Custom arrays -----------------------------------------------------------------------------------
+
+
+def test_custom_npz_with_a_bad_row(tmp_path):
+  rng = np.random.default_rng(0)
+  raw = tmp_path / "raw"
+  raw.mkdir()
+  shape = (5, 6, 2, 4, 3)  # N, T, M, V, C: distinct sizes catch axis mix-ups
+  train, test = rng.normal(size=shape).astype(np.float32), rng.normal(size=shape).astype(np.float32)
+  test[3, 2, 0, 1, 0] = np.nan
+  names = np.array(["a", "b", "c"])
+  np.savez(raw / "train.npz", skeleton=train, label=np.array([0, 1, 2, 0, 1]), class_names=names)
+  np.savez(raw / "test.npz", skeleton=test, label=np.array([2, 1, 0, 0, 1]), class_names=names)
+  builder = builders.build("custom_skeleton/mine", manual_dir=raw, data_dir=tmp_path / "tfds")
+  report = _report(builder)
+  assert report["unit"] == "row" and report["seen"] == 10 and report["written"] == 9
+  assert report["skipped"][0]["split"] == "test" and "NaN" in report["skipped"][0]["reason"]
+  records = list(tfds.as_numpy(builder.as_dataset(split="train")))
+  by_name = {r["name"].decode(): r for r in records}
+  np.testing.assert_array_equal(by_name["train_3"]["skeleton"], train[3])
+  info = builders.load_info("custom_skeleton/mine", tmp_path / "tfds")
+  assert info["class_names"] == ("a", "b", "c")
+  assert (info["num_persons"], info["num_joints"], info["num_channels"]) == (2, 4, 3)
+
+
+def test_custom_stgcn_arrays(tmp_path):
+  rng = np.random.default_rng(1)
+  raw = tmp_path / "raw"
+  raw.mkdir()
+  for prefix, n in (("train", 3), ("val", 2)):
+    data = rng.normal(size=(n, 3, 7, 5, 2)).astype(np.float32)  # N, C, T, V, M
+    np.save(raw / f"{prefix}_data.npy", data)
+    with open(raw / f"{prefix}_label.pkl", "wb") as f:
+      pickle.dump(([f"{prefix}{i}" for i in range(n)], [i % 4 for i in range(n)]), f)
+  builder = builders.build("custom_skeleton", manual_dir=raw, data_dir=tmp_path / "tfds")
+  record = _records(builder, "test")["val1"]
+  np.testing.assert_array_equal(record["skeleton"][4, 1, 2], data[1, :, 4, 2, 1])  # t=4, m=1, v=2
+  info = builders.load_info("custom_skeleton", tmp_path / "tfds")
+  assert info["num_classes"] == 3  # labels 0..2 seen
+  assert (info["num_persons"], info["num_joints"], info["num_channels"]) == (2, 5, 3)
+  assert info["num_examples"] == {"train": 3, "test": 2}
+
+
+def test_bad_names_and_configs(tmp_path):
+  with pytest.raises(ValueError, match="unknown dataset"):
+    builders.build("ntu_rgbd61", manual_dir=tmp_path, data_dir=tmp_path)
+  with pytest.raises(ValueError, match="CustomSkeletonConfig"):
+    builders.CustomSkeleton(data_dir=tmp_path).info  # noqa: B018 (the property raises)
+  with pytest.raises(FileNotFoundError, match=r"train\.npz"):
+    builders.build("custom_skeleton", manual_dir=tmp_path, data_dir=tmp_path)
+  with pytest.raises(FileNotFoundError, match="not built"):
+    builders.load_info("msr_action3d", tmp_path)

@@ -1,0 +1,314 @@
+"""Tests of slnl_jax/input_pipeline.py against hand-worked values, numpy.interp and ramp signals.
+
+A "ramp" clip has value t in channel 0 of frame t and its example id in channel 1, so the frames a crop kept
+and the example it came from can be read back from the pipeline's output.
+"""
+
+import collections
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from configs import default
+from slnl_jax import input_pipeline
+
+M, V, C, T_OUT = 1, 2, 2, 8
+PAD_VALUE = 1e6  # frames past num_frames: must never leak into a crop
+
+
+def _config(**dataset):
+  config = default.get_config()
+  config.dataset.update(
+    {
+      "num_persons": M,
+      "num_joints": V,
+      "num_channels": C,
+      "num_frames": T_OUT,
+      "shuffle_buffer": 64,
+      **dataset,
+    }
+  )
+  return config
+
+
+def _ramp(num_frames: int, example_id: int, padded_to: int | None = None) -> np.ndarray:
+  skeleton = np.full((padded_to or num_frames, M, V, C), PAD_VALUE, np.float32)
+  skeleton[:num_frames, ..., 0] = np.arange(num_frames, dtype=np.float32)[:, None, None]
+  skeleton[:num_frames, ..., 1] = example_id
+  return skeleton
+
+
+def _lengths(n: int) -> list[int]:
+  return [10 + (7 * i) % 31 for i in range(n)]  # 10..40 frames, varied
+
+
+def _ramp_dataset(n: int) -> tf.data.Dataset:
+  """TFDS-like elements (variable-length skeleton, int64 label = example id, extra keys), unknown cardinality."""
+
+  def generate():
+    for i, length in enumerate(_lengths(n)):
+      yield {
+        "skeleton": _ramp(length, i),
+        "label": np.int64(i),
+        "num_frames": np.int32(length),
+        "name": f"clip{i}",
+      }
+
+  signature = {
+    "skeleton": tf.TensorSpec((None, M, V, C), tf.float32),
+    "label": tf.TensorSpec((), tf.int64),
+    "num_frames": tf.TensorSpec((), tf.int32),
+    "name": tf.TensorSpec((), tf.string),
+  }
+  return tf.data.Dataset.from_generator(generate, output_signature=signature)
+
+
+def _train(ds, *, seed=0, epoch=0, batch=4, process_index=0, process_count=1, **dataset):
+  return list(
+    input_pipeline.as_numpy(
+      input_pipeline.train_dataset(
+        ds,
+        config=_config(**dataset),
+        global_batch_size=batch,
+        seed=seed,
+        epoch=epoch,
+        process_index=process_index,
+        process_count=process_count,
+      )
+    )
+  )
+
+
+def _eval(ds, *, batch=4, process_index=0, process_count=1, drop_remainder=False):
+  return list(
+    input_pipeline.as_numpy(
+      input_pipeline.eval_dataset(
+        ds,
+        config=_config(),
+        global_batch_size=batch,
+        process_index=process_index,
+        process_count=process_count,
+        drop_remainder=drop_remainder,
+      )
+    )
+  )
+
+
+def _crops(batches) -> dict[int, tuple[int, int]]:
+  """example id -> (first, last) source frame of its crop, after checking the crop is a linear ramp."""
+  crops = {}
+  for batch in batches:
+    for skeleton, label in zip(batch["skeleton"], batch["label"], strict=True):
+      frames = skeleton[0, :, 0, 0]  # person 0, joint 0, channel 0: the source frame index
+      assert np.all(skeleton[..., 1] == label)
+      np.testing.assert_allclose(frames, np.linspace(frames[0], frames[-1], T_OUT), atol=1e-4)
+      first, last = np.round(frames[[0, -1]]).astype(int)
+      np.testing.assert_allclose(frames[[0, -1]], [first, last], atol=1e-5)
+      crops[int(label)] = (int(first), int(last))
+  return crops
+
+
+def _resize(skeleton, **kwargs):
+  num_frames = kwargs.pop("num_frames", skeleton.shape[0])
+  return input_pipeline.crop_and_resize(skeleton, num_frames, **kwargs).numpy()
+
+
+def test_resize_three_frames_to_five_gives_midpoints():
+  skeleton = np.array([0.0, 2.0, 10.0], np.float32).reshape(3, 1, 1, 1)
+  out = _resize(skeleton, out_frames=5, ratio=1.0, offset_fraction=0.0)
+  assert out.shape == (5, 1, 1, 1) and out.dtype == np.float32
+  np.testing.assert_allclose(out.ravel(), [0.0, 1.0, 2.0, 6.0, 10.0])
+
+
+@pytest.mark.parametrize(("num_frames", "out_frames"), [(13, 8), (5, 64), (64, 64), (300, 64), (1, 4)])
+def test_resize_matches_numpy_interp(num_frames, out_frames):
+  rng = np.random.default_rng(num_frames)
+  skeleton = rng.normal(size=(num_frames, 2, 3, 2)).astype(np.float32)
+  out = _resize(skeleton, out_frames=out_frames, ratio=1.0, offset_fraction=0.0)
+  positions = np.linspace(0, num_frames - 1, out_frames)
+  for m, v, c in np.ndindex(2, 3, 2):
+    expected = np.interp(positions, np.arange(num_frames), skeleton[:, m, v, c])
+    np.testing.assert_allclose(out[:, m, v, c], expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+  ("num_frames", "ratio", "offset", "first", "last"),
+  [
+    (10, 0.5, 0.0, 0, 4),  # 5 frames from the start
+    (10, 0.5, 0.999, 5, 9),  # 5 frames ending at the last valid frame
+    (10, 0.5, 0.5, 3, 7),  # 5 free frames: centred start 2.5 rounds up to 3
+    (40, 0.95, 0.5, 1, 38),  # eval crop: 38 frames, one dropped at each end
+    (100, 0.95, 0.5, 3, 97),  # 95 frames, 5 free: 3 dropped before, 2 after
+    (7, 0.01, 0.0, 0, 0),  # never shorter than one frame
+  ],
+)
+def test_crop_hand_worked(num_frames, ratio, offset, first, last):
+  skeleton = _ramp(num_frames, 0, padded_to=num_frames + 5)
+  out = _resize(skeleton, num_frames=num_frames, out_frames=T_OUT, ratio=ratio, offset_fraction=offset)
+  np.testing.assert_allclose(out[:, 0, 0, 0], np.linspace(first, last, T_OUT), atol=1e-4)
+
+
+def test_crop_rejects_clips_without_valid_frames():
+  with pytest.raises(tf.errors.InvalidArgumentError, match="at least one valid frame"):
+    _resize(np.zeros((4, M, V, C), np.float32), num_frames=0, out_frames=4, ratio=1.0, offset_fraction=0.0)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="exceeds"):
+    _resize(np.zeros((4, M, V, C), np.float32), num_frames=5, out_frames=4, ratio=1.0, offset_fraction=0.0)
+  # Also inside tf.data's graph functions, where an unused assert would silently not run.
+  ds = tf.data.Dataset.from_tensor_slices(
+    {
+      "skeleton": np.zeros((4, 5, M, V, C), np.float32),
+      "label": np.arange(4),
+      "num_frames": np.array([5, 0, 5, 5], np.int32),
+    }
+  )
+  with pytest.raises(tf.errors.InvalidArgumentError, match="at least one valid frame"):
+    _eval(ds)
+
+
+def test_train_crops_are_contiguous_valid_and_span_the_ratio_range():
+  n = 64
+  lengths = _lengths(n)
+  ratios, starts = [], []
+  for epoch in range(4):
+    crops = _crops(_train(_ramp_dataset(n), epoch=epoch, batch=8))
+    assert len(crops) == n  # 64 examples, 8 full batches: every example once
+    for i, (first, last) in crops.items():
+      crop_len = last - first + 1
+      assert 0 <= first and last <= lengths[i] - 1  # inside the valid frames (a pad frame would read 1e6)
+      assert np.floor(0.5 * lengths[i] + 0.5) <= crop_len <= lengths[i]
+      ratios.append(crop_len / lengths[i])
+      starts.append(first / max(lengths[i] - crop_len, 1))
+  # U[0.5, 1] ratios and U[0, 1] offsets: 256 draws reach near both ends of each range.
+  assert min(ratios) < 0.6 and max(ratios) > 0.95
+  assert min(starts) == 0.0 and max(starts) == 1.0
+
+
+def test_eval_crop_is_centred_with_ratio_095():
+  n = 12
+  lengths = _lengths(n)
+  crops = _crops(_eval(_ramp_dataset(n), batch=4))
+  assert sorted(crops) == list(range(n))
+  for i, (first, last) in crops.items():
+    crop_len = last - first + 1
+    assert crop_len == int(0.95 * lengths[i] + 0.5)
+    dropped_before, dropped_after = first, lengths[i] - 1 - last
+    assert dropped_before - dropped_after in (0, 1)
+
+
+def test_batch_shapes_and_dtypes():
+  train = _train(_ramp_dataset(10), batch=4)
+  assert len(train) == 2  # 10 // 4, remainder dropped
+  for batch in train:
+    assert set(batch) == {"skeleton", "label"}
+    assert batch["skeleton"].shape == (4, M, T_OUT, V, C) and batch["skeleton"].dtype == np.float32
+    assert batch["label"].shape == (4,) and batch["label"].dtype == np.int32
+  evaluation = _eval(_ramp_dataset(10), batch=4)
+  assert len(evaluation) == 3
+  for batch in evaluation:
+    assert set(batch) == {"skeleton", "label", "mask"}
+    assert batch["skeleton"].shape == (4, M, T_OUT, V, C) and batch["skeleton"].dtype == np.float32
+    assert batch["label"].dtype == np.int32 and batch["mask"].dtype == np.bool_
+
+
+def test_persons_axis_moves_before_time():
+  skeleton = np.zeros((6, 2, V, C), np.float32)
+  skeleton[:, 1] = 1.0  # person 1 is all ones, person 0 all zeros
+  ds = tf.data.Dataset.from_tensor_slices(
+    {"skeleton": skeleton[None].repeat(4, 0), "label": np.arange(4), "num_frames": np.full(4, 6, np.int32)}
+  )
+  config = _config(num_persons=2)
+  (batch,) = input_pipeline.as_numpy(
+    input_pipeline.train_dataset(ds, config=config, global_batch_size=4, seed=0, epoch=0)
+  )
+  assert batch["skeleton"].shape == (4, 2, T_OUT, V, C)
+  assert np.all(batch["skeleton"][:, 0] == 0.0) and np.all(batch["skeleton"][:, 1] == 1.0)
+
+
+def test_train_is_deterministic_per_seed_and_epoch_and_resumable():
+  first = _train(_ramp_dataset(24), seed=3, epoch=5)
+  again = _train(_ramp_dataset(24), seed=3, epoch=5)
+  for a, b in zip(first, again, strict=True):
+    np.testing.assert_array_equal(a["skeleton"], b["skeleton"])
+    np.testing.assert_array_equal(a["label"], b["label"])
+  for other in (_train(_ramp_dataset(24), seed=3, epoch=6), _train(_ramp_dataset(24), seed=4, epoch=5)):
+    orders_differ = any(np.any(a["label"] != b["label"]) for a, b in zip(first, other, strict=True))
+    assert orders_differ
+    assert _crops(first) != _crops(other)
+  # A resumed run rebuilds the epoch and skips the batches already done.
+  ds = input_pipeline.train_dataset(_ramp_dataset(24), config=_config(), global_batch_size=4, seed=3, epoch=5)
+  resumed = list(input_pipeline.as_numpy(ds.skip(2)))
+  assert len(resumed) == len(first) - 2
+  for a, b in zip(first[2:], resumed, strict=True):
+    np.testing.assert_array_equal(a["skeleton"], b["skeleton"])
+
+
+@pytest.mark.parametrize("n", [16, 19])
+def test_train_process_shards_are_disjoint_lockstep_and_crop_like_one_process(n):
+  single = _crops(_train(_ramp_dataset(n), seed=1, epoch=2, batch=4))
+  per_process = [_train(_ramp_dataset(n), seed=1, epoch=2, batch=4, process_index=p, process_count=2) for p in (0, 1)]
+  assert [len(batches) for batches in per_process] == [n // 4, n // 4]
+  assert all(b["label"].shape == (2,) for batches in per_process for b in batches)
+  seen = [_crops(batches) for batches in per_process]
+  assert set(seen[0]).isdisjoint(seen[1])
+  assert all(i % 2 == p for p in (0, 1) for i in seen[p])  # process p reads examples p, p + 2, ...
+  if n % 4 == 0:
+    assert set(seen[0]) | set(seen[1]) == set(range(n))
+  # An example's crop depends on (seed, epoch, example index) only, not on the process count.
+  for crops in seen:
+    for i, crop in crops.items():
+      if i in single:
+        assert crop == single[i]
+
+
+@pytest.mark.parametrize("process_count", [1, 2])
+@pytest.mark.parametrize("n", [1, 5, 7, 8, 9])
+def test_eval_counts_every_example_exactly_once(n, process_count):
+  batch = 4
+  per_process = [
+    _eval(_ramp_dataset(n), batch=batch, process_index=p, process_count=process_count) for p in range(process_count)
+  ]
+  local_batch = batch // process_count
+  # Lockstep: every process yields ceil(ceil(n / P) / B) batches.
+  expected_batches = math.ceil(math.ceil(n / process_count) / local_batch)
+  assert [len(batches) for batches in per_process] == [expected_batches] * process_count
+  counted = collections.Counter()
+  for batches in per_process:
+    for b in batches:
+      assert b["mask"].shape == (local_batch,)
+      counted.update(b["label"][b["mask"]].tolist())
+      assert np.all(b["skeleton"][~b["mask"]] == 0.0) and np.all(b["label"][~b["mask"]] == 0)
+  assert counted == collections.Counter(range(n))
+  assert input_pipeline.count_examples(_ramp_dataset(n)) == n
+
+
+def test_eval_drop_remainder_keeps_full_batches_only():
+  batches = _eval(_ramp_dataset(10), batch=4, drop_remainder=True)
+  assert len(batches) == 2 and all(b["mask"].all() for b in batches)
+  assert sorted(np.concatenate([b["label"] for b in batches]).tolist()) == list(range(8))
+
+
+def test_count_examples_with_known_and_unknown_cardinality():
+  assert input_pipeline.count_examples(tf.data.Dataset.range(13)) == 13
+  assert input_pipeline.count_examples(tf.data.Dataset.range(13).filter(lambda x: x % 2 == 0)) == 7
+  with pytest.raises(ValueError, match="infinite"):
+    input_pipeline.count_examples(tf.data.Dataset.range(3).repeat())
+
+
+def test_bad_inputs_raise_clear_errors():
+  good = _ramp_dataset(8)
+  with pytest.raises(ValueError, match="num_frames"):
+    input_pipeline.train_dataset(
+      good.map(lambda e: {"skeleton": e["skeleton"], "label": e["label"]}),
+      config=_config(),
+      global_batch_size=4,
+      seed=0,
+      epoch=0,
+    )
+  with pytest.raises(ValueError, match=r"2 joints \(V\) but config.dataset expects 3"):
+    input_pipeline.eval_dataset(good, config=_config(num_joints=3), global_batch_size=4)
+  with pytest.raises(ValueError, match="divisible by process_count=2"):
+    input_pipeline.eval_dataset(good, config=_config(), global_batch_size=3, process_count=2)
+  with pytest.raises(ValueError, match="fewer examples than one global batch"):
+    input_pipeline.train_dataset(good, config=_config(), global_batch_size=16, seed=0, epoch=0)

@@ -1,0 +1,171 @@
+r"""Writes the five pictures of slnl_jax/visualize.py for a trained workdir and one raw skeleton file.
+
+  python tools/visualize.py --workdir=workdirs/demo --input=S001C001P001R001A001.skeleton [--out=DIR]
+
+Into --out (default <workdir>/pictures):
+  frequency_masks.png     rFA masks M_cos, M_sin of the position stream for the clip's first person (Sec. 3.2)
+  nonlocal_affinity.png   spatio-temporal non-local affinity of the first SLnL block of the position stream, for
+                          one query position (--query=t,n; default the centre), over frames x transformed joints
+  skeleton_attention.gif  the clip as the model sees it (centre crop, resized to T frames), joints coloured by
+                          gradient saliency |d logit / d x| of the predicted class (concat head), summed over
+                          the coordinates. The non-local maps live on the N' joints of the skeleton transformer,
+                          which mixes all input joints (Sec. 3.1), so the saliency is what maps back to the
+                          input joints.
+  confusion_matrix.png    the last evaluation's confusion matrix (workdir/eval/confusion_matrix.npy) and
+                          per-class accuracy
+  learning_curves.png     training loss and eval top-1 per epoch (workdir/metrics.jsonl)
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import app, flags
+
+from slnl_jax import checkpointing, input_pipeline, models, sharding, train, visualize
+from slnl_jax.data import builders, readers
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A trained workdir (python -m slnl_jax.main ... --workdir=DIR).")
+_INPUT = flags.DEFINE_string("input", None, "One raw skeleton file of any format slnl_jax.data.readers reads.")
+_OUT = flags.DEFINE_string("out", None, "Output folder (default <workdir>/pictures).")
+_CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "'best' (by eval top-1), 'latest' or a step number.")
+_QUERY = flags.DEFINE_string("query", None, "Query position 't,n' of the affinity map (default: the centre).")
+flags.mark_flags_as_required(["workdir", "input"])
+
+STREAM = "position_stream"
+
+
+def load_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
+  """The config a workdir was trained with (`config.json`, written by the trainer)."""
+  path = workdir / "config.json"
+  if not path.is_file():
+    raise FileNotFoundError(f"{path} not found: is {workdir} a workdir written by `python -m slnl_jax.main`?")
+  return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+def restore_variables(config: ml_collections.ConfigDict, workdir: pathlib.Path, checkpoint: str) -> dict:
+  """The model variables ({"params", "batch_stats"}) of checkpoint "best" | "latest" | "<step>" of a workdir."""
+  model = models.create_model(config)
+  # The optimiser is rebuilt only to give the checkpoint's TrainState its structure; the learning-rate
+  # schedule (whose steps per epoch need the dataset) leaves that structure unchanged.
+  tx = train.create_optimizer(config, train.create_learning_rate_fn(config, steps_per_epoch=1))
+  target = train.create_train_state(config, model, tx, sharding.make_mesh())
+  checkpoints = checkpointing.Checkpointer(workdir / "checkpoints")
+  try:
+    steps = {"best": checkpoints.best_step, "latest": checkpoints.latest_step}
+    step = steps[checkpoint]() if checkpoint in steps else int(checkpoint)
+    if step is None:
+      raise checkpointing.CheckpointError(f"no checkpoint in {checkpoints.directory}: train first")
+    state = checkpoints.restore(target, step)
+  finally:
+    checkpoints.close()
+  return {"params": state.params, "batch_stats": state.batch_stats}
+
+
+def model_input(skeleton: np.ndarray, config: ml_collections.ConfigDict, path: str) -> np.ndarray:
+  """A (T, M, V, C) clip as the evaluation pipeline feeds it, as a (1, M, T, V, C) batch.
+
+  Persons are zero-padded or cut to the config's; the centre crop of ratio `eval_crop` is resized to
+  `num_frames` (Sec. 4.1), as in `input_pipeline.eval_dataset`.
+  """
+  data = config.dataset
+  joints, channels = skeleton.shape[2:]
+  if (joints, channels) != (data.num_joints, data.num_channels):
+    raise ValueError(
+      f"{path}: clip has {joints} joints x {channels} channels but the model was trained on "
+      f"{data.num_joints} x {data.num_channels} (config.dataset of the workdir)"
+    )
+  skeleton = skeleton[:, : data.num_persons]
+  skeleton = np.pad(skeleton, ((0, 0), (0, data.num_persons - skeleton.shape[1]), (0, 0), (0, 0)))
+  resized = input_pipeline.crop_and_resize(
+    skeleton, skeleton.shape[0], out_frames=data.num_frames, ratio=data.eval_crop, offset_fraction=0.5
+  )
+  return np.asarray(resized).transpose(1, 0, 2, 3)[None]
+
+
+def class_names(config: ml_collections.ConfigDict) -> list[str] | None:
+  """The class names of a workdir's dataset, from its built TFDS metadata; None when that is not on disk."""
+  try:
+    info = builders.load_info(config.dataset.name, config.dataset.data_dir)
+  except FileNotFoundError as e:
+    print(f"class names unavailable ({e}); showing class indices")
+    return None
+  return list(info["class_names"])
+
+
+def parse_query(text: str | None, grid_shape: tuple[int, int]) -> tuple[int, int]:
+  if text is None:
+    return grid_shape[0] // 2, grid_shape[1] // 2
+  try:
+    t, n = (int(part) for part in text.split(","))
+  except ValueError:
+    raise app.UsageError(f"--query must be 't,n' (two integers), got {text!r}") from None
+  return t, n
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  workdir = pathlib.Path(_WORKDIR.value)
+  out = pathlib.Path(_OUT.value) if _OUT.value else workdir / "pictures"
+  config = load_config(workdir)
+  model = models.create_model(config)
+  variables = restore_variables(config, workdir, _CHECKPOINT.value)
+  clip = readers.read_file(_INPUT.value)
+  x = jnp.asarray(model_input(clip.skeleton, config, _INPUT.value))
+  names = class_names(config)
+
+  logits, state = model.apply(variables, x, train=False, mutable=["intermediates"])
+  saliency, target = visualize.input_saliency(lambda x: model.apply(variables, x, train=False)["concat"], x)
+  predicted = int(target[0])
+  probability = float(jax.nn.softmax(logits["concat"][0])[predicted])
+  label = names[predicted] if names else f"class {predicted}"
+  print(f"{_INPUT.value}: predicted {label} (p = {probability:.3f})")
+
+  written = []
+  frequency = f"{STREAM}/frequency_attention"
+  masks = {name: visualize.sown(state["intermediates"], name) for name in ("fa_mask_cos", "fa_mask_sin")}
+  if frequency in masks["fa_mask_cos"]:
+    cos, sin = masks["fa_mask_cos"][frequency][0], masks["fa_mask_sin"][frequency][0]
+    written.append(visualize.plot_frequency_masks(cos, sin, out / "frequency_masks.png").path)
+  else:
+    print(f"no M_cos / M_sin masks: config.model.frequency_attention is {config.model.frequency_attention!r}")
+
+  affinity = visualize.sown(state["intermediates"], "st_affinity").get(f"{STREAM}/block_0/nonlocal_spatio_temporal")
+  if affinity is not None:
+    grid_shape = (config.dataset.num_frames, config.model.num_joints_out)  # block 0 runs before any pooling
+    query = parse_query(_QUERY.value, grid_shape)
+    written.append(visualize.plot_nonlocal_affinity(affinity[0], query, grid_shape, out / "nonlocal_affinity.png").path)
+  else:
+    print("no spatio-temporal non-local module in block 0 (config.model.num_slnl_blocks / nonlocal_kinds)")
+
+  skeleton = np.asarray(x[0]).transpose(1, 0, 2, 3)  # (T, M, V, C)
+  num_joints = config.dataset.num_joints
+  written.append(
+    visualize.animate_skeleton(
+      skeleton,
+      visualize.BONES.get(num_joints, ()),  # an unknown layout is drawn as joints only
+      saliency[0].transpose(1, 0, 2),  # (M, T, V) -> (T, M, V)
+      out / "skeleton_attention.gif",
+      image_coordinates=num_joints == 18,  # OpenPose (Kinetics) pixels: y grows downwards
+      title=f"{clip.name}: {label} ({probability:.2f})",
+    ).path
+  )
+
+  confusion = workdir / "eval" / "confusion_matrix.npy"
+  if not confusion.is_file():
+    raise FileNotFoundError(f"{confusion} not found: the workdir has no evaluation yet (train or --mode=eval)")
+  written.append(visualize.plot_confusion_matrix(np.load(confusion), names, out / "confusion_matrix.png").path)
+  written.append(visualize.plot_learning_curves(workdir / "metrics.jsonl", out / "learning_curves.png").path)
+  for path in written:
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+  app.run(main)
