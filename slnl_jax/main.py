@@ -13,6 +13,7 @@ provide them).
 
 from __future__ import annotations
 
+import logging as logging_lib
 import os
 import re
 import sys
@@ -59,9 +60,17 @@ def _parse_flags(argv: list[str]) -> list[str]:
     sys.exit(f"error: {e}\nPass --helpshort to see the flags.")
 
 
+class _QuietCheckpointing(logging_lib.Filter):
+  """Drops orbax's per-save INFO chatter (dozens of lines per checkpoint); keeps its warnings."""
+
+  def filter(self, record: logging_lib.LogRecord) -> bool:
+    return record.levelno >= logging_lib.WARNING or f"{os.sep}orbax{os.sep}" not in record.pathname
+
+
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.get_absl_handler().addFilter(_QuietCheckpointing())
   # Before anything touches a device.
   from slnl_jax import sharding
 

@@ -111,7 +111,7 @@ def train_step(
   """One optimiser step on a global batch; metrics are means over the whole batch.
 
   Returns:
-    The new state and {"loss" (the sum), "<head>_loss", "<head>_top1" for each head, "learning_rate"}.
+    The new state and {"loss" (the sum), "<head>_loss", "<head>_top1" for each head, "grad_norm", "learning_rate"}.
   """
   dropout_rng = jax.random.fold_in(state.rng, state.step)
 
@@ -128,7 +128,11 @@ def train_step(
 
   grads, (outputs, per_head, batch_stats) = jax.grad(compute_loss, has_aux=True)(state.params)
   new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
-  metrics = {"loss": sum(per_head.values()), "learning_rate": learning_rate_fn(state.step)}
+  metrics = {
+      "loss": sum(per_head.values()),
+      "grad_norm": optax.global_norm(grads),
+      "learning_rate": learning_rate_fn(state.step),
+  }
   for head, logits in outputs.items():
     metrics[f"{head}_loss"] = per_head[head]
     metrics[f"{head}_top1"] = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
@@ -313,13 +317,19 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def _check_finite(metrics: Mapping[str, Any], step: int, checkpoint: str) -> None:
-  for head in HEADS:
-    value = float(metrics[f"{head}_loss"])
-    if not np.isfinite(value):
-      raise NonFiniteLossError(
-          f"non-finite training loss at step {step}: the {head!r} head's loss is {value}. Training "
-          f"stopped; {checkpoint}. Lower config.train.learning_rate, or try config.dtype='float32'."
-      )
+  """Raises unless every head's loss and the gradient (hence the new parameters) are finite."""
+  problems = [
+      f"the {head!r} head's loss is {loss}"
+      for head in HEADS
+      if not np.isfinite(loss := float(metrics[f"{head}_loss"]))
+  ]
+  if not np.isfinite(metrics["grad_norm"]):
+    problems.append(f"the gradient norm is {float(metrics['grad_norm'])}")
+  if problems:
+    raise NonFiniteLossError(
+        f"non-finite training loss at step {step}: {'; '.join(problems)}. Training stopped without "
+        f"saving this step; {checkpoint}. Lower config.train.learning_rate, or use config.dtype='float32'."
+    )
 
 
 @dataclasses.dataclass

@@ -1,6 +1,10 @@
 """Tests of slnl_jax/visualize.py: the files are written and the arrays they show are right (not pixels)."""
 
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import jax.numpy as jnp
 import numpy as np
@@ -8,6 +12,8 @@ import pytest
 from PIL import Image
 
 from slnl_jax import visualize
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # The official NTU RGB+D parent of each joint (1-based), from the dataset's Matlab/show_skeleton.m.
 NTU_CONNECTING_JOINT = [2, 1, 21, 3, 21, 5, 6, 7, 21, 9, 10, 11, 1, 13, 14, 15, 1, 17, 18, 19, 2, 8, 8, 12, 12]
@@ -224,3 +230,51 @@ def test_input_saliency_of_a_linear_model():
     np.testing.assert_allclose(saliency[i], np.abs(w[..., expected_target[i]]).sum(-1), rtol=1e-6)
   chosen, _ = visualize.input_saliency(logits_fn, x, target=np.array([0, 1, 2]))
   np.testing.assert_allclose(chosen[2], np.abs(w[..., 2]).sum(-1), rtol=1e-6)
+
+
+# A model small enough to train for a few steps in a test, on the synthetic demo data (8 classes, NTU layout).
+TINY = {
+  "dataset.name": "synthetic_skeleton/xsub",
+  "dataset.num_classes": 8,
+  "dataset.num_frames": 8,
+  "model.num_joints_out": 8,
+  "model.num_systems": 2,
+  "model.channels": "(8,8)",
+  "model.kernel_sizes": "(3,3)",
+  "model.num_slnl_blocks": 1,
+  "model.fa_reduction": 4,
+  "train.batch_size": 8,
+  "train.eval_batch_size": 8,
+  "train.steps_per_epoch": 2,
+  "train.num_epochs": 2,
+  "train.log_every_steps": 1,
+}
+
+
+@pytest.mark.slow
+def test_tool_writes_all_five_pictures(tmp_path):
+  env = {
+    **os.environ,
+    "JAX_COMPILATION_CACHE_DIR": str(REPO_ROOT / ".jax_cache"),
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "1",
+  }
+  workdir, data_dir = tmp_path / "workdir", tmp_path / "tfds"
+  overrides = [f"--config.{key}={value}" for key, value in TINY.items()]
+  trained = subprocess.run(
+    [sys.executable, "-m", "slnl_jax.main", "--config=configs/default.py", f"--workdir={workdir}",
+     f"--config.dataset.data_dir={data_dir}", f"--jax_cache_dir={REPO_ROOT / '.jax_cache'}", *overrides],
+    cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+  )  # fmt: skip
+  assert trained.returncode == 0, trained.stderr[-3000:]
+  clip = sorted((data_dir / "downloads" / "synthetic_skeleton").glob("*.skeleton"))[0]
+  out = tmp_path / "pictures"
+  result = subprocess.run(
+    [sys.executable, "tools/visualize.py", f"--workdir={workdir}", f"--input={clip}", f"--out={out}"],
+    cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+  )  # fmt: skip
+  assert result.returncode == 0, result.stderr[-3000:]
+  for name in ("frequency_masks.png", "nonlocal_affinity.png", "confusion_matrix.png", "learning_curves.png"):
+    assert _is_image(out / name), name
+  with Image.open(out / "skeleton_attention.gif") as gif:
+    assert gif.n_frames == TINY["dataset.num_frames"]
+  assert "predicted" in result.stdout

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,6 +37,27 @@ from slnl_jax.data.errors import SkeletonFormatError
 
 NPZ_REQUIRED_KEYS = ("skeleton", "label")
 NPZ_OPTIONAL_KEYS = ("num_frames", "class_names", "names")
+
+
+def load_numpy(path: str | os.PathLike, *, mmap: bool = False) -> np.ndarray | dict[str, np.ndarray]:
+  """`np.load` without pickles: a `.npy` array (memory-mapped if `mmap`) or a `.npz`'s arrays.
+
+  Anything numpy cannot load (corrupt header or archive, object arrays) is a `SkeletonFormatError`.
+  """
+  try:
+    loaded = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+  except OSError as e:
+    raise SkeletonFormatError(path, f"cannot read the file: {e}") from e
+  # A corrupt header or archive raises numpy, ast, tokenize, zipfile or zlib errors of many types.
+  except Exception as e:
+    raise SkeletonFormatError(path, f"not a numeric numpy file: {type(e).__name__}: {e}") from e
+  if isinstance(loaded, np.ndarray):
+    return loaded
+  with loaded:
+    try:
+      return {key: loaded[key] for key in loaded.files}
+    except Exception as e:
+      raise SkeletonFormatError(path, f"cannot load a .npz member: {type(e).__name__}: {e}") from e
 
 
 def _check_labels(path: str | os.PathLike, labels: Any, n: int, key: str = "label") -> np.ndarray:
@@ -67,13 +87,8 @@ def read_stgcn(
   Returns:
     (data, labels, names): data memory-mapped read-only when `mmap`, labels int64 (N,).
   """
-  try:
-    data = np.load(data_path, mmap_mode="r" if mmap else None, allow_pickle=False)
-  except OSError as e:
-    raise SkeletonFormatError(data_path, f"cannot read the file: {e}") from e
-  except (ValueError, EOFError, zipfile.BadZipFile) as e:
-    raise SkeletonFormatError(data_path, f"not a numeric .npy array: {e}") from e
-  if not isinstance(data, np.ndarray):
+  data = load_numpy(data_path, mmap=mmap)
+  if isinstance(data, dict):
     raise SkeletonFormatError(data_path, "expected a .npy array, found a .npz archive")
   _check_skeleton(data_path, data, "(N, C, T, V, M)")
   try:
@@ -107,29 +122,16 @@ def read_npz(path: str | os.PathLike) -> dict[str, Any]:
     {"skeleton": (N, T, M, V, C), "label": int64 (N,)} and, when present, "num_frames" int64
     (N,), "class_names" tuple[str, ...], "names" list[str].
   """
-  try:
-    archive = np.load(path, allow_pickle=False)
-  except OSError as e:
-    raise SkeletonFormatError(path, f"cannot read the file: {e}") from e
-  except (ValueError, EOFError, zipfile.BadZipFile) as e:
-    raise SkeletonFormatError(path, f"not a .npz archive of numeric arrays: {e}") from e
-  if not isinstance(archive, np.lib.npyio.NpzFile):
+  content = load_numpy(path)
+  if not isinstance(content, dict):
     raise SkeletonFormatError(path, "expected a .npz archive, found a single .npy array")
-  with archive:
-    keys = set(archive.files)
-    unknown = keys - set(NPZ_REQUIRED_KEYS) - set(NPZ_OPTIONAL_KEYS)
-    missing = set(NPZ_REQUIRED_KEYS) - keys
-    if unknown or missing:
-      raise SkeletonFormatError(
-        path, f"keys: missing {sorted(missing)}, unknown {sorted(unknown)}; expected "
-        f"{list(NPZ_REQUIRED_KEYS)} and optionally {list(NPZ_OPTIONAL_KEYS)}"
-      )
-    try:
-      content = {key: archive[key] for key in keys}
-    # Object arrays and corrupt members raise zipfile, zlib, numpy or pickle errors of many types.
-    except Exception as e:
-      raise SkeletonFormatError(path, f"cannot load a .npz member: {type(e).__name__}: {e}") from e
-
+  unknown = content.keys() - set(NPZ_REQUIRED_KEYS) - set(NPZ_OPTIONAL_KEYS)
+  missing = set(NPZ_REQUIRED_KEYS) - content.keys()
+  if unknown or missing:
+    raise SkeletonFormatError(
+      path, f"keys: missing {sorted(missing)}, unknown {sorted(unknown)}; expected "
+      f"{list(NPZ_REQUIRED_KEYS)} and optionally {list(NPZ_OPTIONAL_KEYS)}"
+    )
   skeleton = content["skeleton"]
   _check_skeleton(path, skeleton, "skeleton (N, T, M, V, C)")
   n, t = skeleton.shape[:2]

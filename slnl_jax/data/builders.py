@@ -221,10 +221,12 @@ class _SkeletonBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _check_not_empty(self, split: str) -> None:
     # TFDS cannot write an empty split; say why it is empty instead of its bare AssertionError.
     if not self._report.written[split]:
+      skipped = [s for s in self._report.skipped if s["split"] == split]
+      excluded = sum(e["split"] == split for e in self._report.excluded)
+      examples = "".join(f"\n  {s['file']}:{s['line']}: {s['reason']}" for s in skipped[:3])
       raise ValueError(
-        f"{self.name}: split {split!r} has no example in {self._manual_dir} "
-        f"({self._report.seen[split]} {self.UNIT}s seen, {len(self._report.skipped)} skipped, "
-        f"{len(self._report.excluded)} excluded)"
+        f"{self.name}: split {split!r} has no example in {self._manual_dir} ({self._report.seen[split]} "
+        f"{self.UNIT}s seen, {len(skipped)} skipped, {excluded} excluded){examples}"
       )
 
   def _download_and_prepare(self, dl_manager, download_config):
@@ -509,7 +511,8 @@ into manual_dir.
           class_names[split] = content["class_names"]
       else:
         data, split_labels, _ = arrays.read_stgcn(data_path, label_path)
-        shapes[split] = data.shape[:1:-1] + data.shape[1:2]  # (N, C, T, V, M) -> (M, V, C)
+        _, c, _, v, m = data.shape  # (N, C, T, V, M)
+        shapes[split] = (m, v, c)
         labels.append(split_labels)
     if shapes["train"] != shapes["test"]:
       raise SkeletonFormatError(manual_dir, f"train and test differ in (persons, joints, channels): {shapes}")

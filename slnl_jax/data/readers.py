@@ -14,9 +14,6 @@ Anything else raises `SkeletonFormatError`.
 from __future__ import annotations
 
 import os
-import zipfile
-
-import numpy as np
 
 from slnl_jax.data import arrays, kinetics, msr_action3d, ntu
 from slnl_jax.data.clip import Clip
@@ -30,38 +27,26 @@ def _scalar_int(path: str | os.PathLike, content: dict, key: str) -> int | None:
     return None
   value = content[key]
   if value.shape != () or value.dtype.kind not in "iu":
-    raise SkeletonFormatError(path, f"{key}: expected an integer scalar, found {value.dtype} "
-                              f"{value.shape}")  # fmt: skip
+    raise SkeletonFormatError(path, f"{key}: expected an integer scalar, found {value.shape}")
   return int(value)
 
 
 def _read_array_clip(path: str | os.PathLike) -> Clip:
   name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
-  try:
-    loaded = np.load(path, allow_pickle=False)
-  except OSError as e:
-    raise SkeletonFormatError(path, f"cannot read the file: {e}") from e
-  except (ValueError, EOFError, zipfile.BadZipFile) as e:
-    raise SkeletonFormatError(path, f"not a numeric numpy file: {e}") from e
-  if isinstance(loaded, np.ndarray):
-    if os.fspath(path).endswith(".npz"):
-      raise SkeletonFormatError(path, "expected a .npz archive, found a single .npy array")
+  loaded = arrays.load_numpy(path)
+  if os.fspath(path).endswith(".npy"):
+    if isinstance(loaded, dict):
+      raise SkeletonFormatError(path, "expected a .npy array, found a .npz archive")
     content = {"skeleton": loaded}
   else:
-    with loaded:
-      if os.fspath(path).endswith(".npy"):
-        raise SkeletonFormatError(path, "expected a .npy array, found a .npz archive")
-      keys = set(loaded.files)
-      if "skeleton" not in keys or keys - set(_NPZ_KEYS):
-        raise SkeletonFormatError(
-          path, f"keys: expected 'skeleton' and optionally 'label', 'num_frames'; found "
-          f"{sorted(keys)}"
-        )
-      try:
-        content = {key: loaded[key] for key in keys}
-      # Object arrays and corrupt members raise zipfile, zlib, numpy or pickle errors of many types.
-      except Exception as e:
-        raise SkeletonFormatError(path, f"cannot load a .npz member: {type(e).__name__}: {e}") from e
+    if not isinstance(loaded, dict):
+      raise SkeletonFormatError(path, "expected a .npz archive, found a single .npy array")
+    content = loaded
+    if "skeleton" not in content or content.keys() - set(_NPZ_KEYS):
+      raise SkeletonFormatError(
+        path, f"keys: expected 'skeleton' and optionally 'label', 'num_frames'; found "
+        f"{sorted(content)}"
+      )
   skeleton = content["skeleton"]
   if skeleton.ndim != 4 or skeleton.dtype.kind not in "fiu":
     raise SkeletonFormatError(

@@ -1,0 +1,28 @@
+r"""Your own dataset, with no code change: arrays in a folder, shape and classes read from the data.
+
+  python -m slnl_jax.main --config=configs/custom.py:/path/to/my_arrays --workdir=workdirs/mine
+
+The folder holds `train.npz` + `test.npz` (keys `skeleton` (N, T, M, V, C), `label` (N,), optional
+`num_frames`, `class_names`) or ST-GCN's `train_data.npy`, `train_label.pkl`, `val_data.npy`,
+`val_label.pkl` (see slnl_jax/data/arrays.py). The number of classes, persons, joints and channels comes
+from the arrays; the model and training are the paper's defaults (override any key with --config.a.b=...).
+"""
+
+import ml_collections
+
+from configs import default
+
+
+def get_config(manual_dir: str = "") -> ml_collections.ConfigDict:
+  if not manual_dir:
+    raise ValueError("give the data folder after the file name: --config=configs/custom.py:/path/to/arrays")
+  # Imported here so that other configs load without TensorFlow.
+  from slnl_jax.data import builders
+
+  data = builders.CustomSkeleton.config_from(manual_dir)
+  config = default.get_config()
+  config.dataset.name = "custom_skeleton"
+  config.dataset.manual_dir = manual_dir
+  config.dataset.num_classes = len(data.class_names)
+  config.dataset.num_persons, config.dataset.num_joints, config.dataset.num_channels = data.shape
+  return config

@@ -1,0 +1,44 @@
+"""MSR Action3D, cross-subject (odd subjects train, even test), 20 classes: a CPU-sized SLnL-rFA.
+
+The raw files are found in `$SLNL_SHARED_DATA/msr_action3d/MSRAction3DSkeletonReal3D` (default: the
+`shared/data` folder beside the repository); override with --config.dataset.manual_dir=DIR.
+One person, 20 joints, (x, y, z) in metres; 292 training and 275 test files, of which the builder skips
+(and reports) the all-zero `a13_s09_e02`. The model is shrunk (T = 32, N' = 16, K = 4, four blocks)
+so that training runs on a CPU.
+"""
+
+import os
+import pathlib
+
+import ml_collections
+
+from configs import default
+
+_SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = default.get_config()
+  shared = os.environ.get("SLNL_SHARED_DATA", str(_SHARED))
+  config.dataset.name = "msr_action3d/cross_subject"
+  config.dataset.manual_dir = os.path.join(shared, "msr_action3d", "MSRAction3DSkeletonReal3D")
+  config.dataset.num_classes = 20
+  config.dataset.num_joints = 20
+  config.dataset.num_persons = 1
+  config.dataset.num_channels = 3
+  config.dataset.num_frames = 32
+  config.dataset.shuffle_buffer = 1024
+
+  config.model.num_joints_out = 16
+  config.model.num_systems = 4
+  config.model.channels = (32, 32, 64, 64)
+  config.model.kernel_sizes = (3, 3, 3, 3)
+  config.model.num_slnl_blocks = 2
+
+  config.train.batch_size = 16
+  config.train.eval_batch_size = 32
+  config.train.num_epochs = 60
+  config.train.lr_decay = 0.96
+  config.train.log_every_steps = 10
+  config.train.checkpoint_every_steps = 200
+  return config

@@ -1,0 +1,119 @@
+"""Non-local module (Sec. 3.3, Eq. 5-10) against a naive per-position Python loop."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from slnl_jax.models import NonLocal
+
+B, T, N, C, L, FEATURES = 2, 4, 3, 6, 3, 5
+KINDS = ("temporal", "spatial", "spatio_temporal")
+
+
+@pytest.fixture(scope="module")
+def x() -> np.ndarray:
+  return np.random.default_rng(0).normal(size=(B, T, N, C)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def params() -> dict:
+  rng = np.random.default_rng(1)
+  dense = lambda fan_in, fan_out: {"kernel": rng.normal(size=(fan_in, fan_out)).astype(np.float32)}
+  return {
+    "params": {"varphi": dense(C, L), "psi": dense(C, L), "g": dense(C, L), "w": dense(L, FEATURES)}
+  }
+
+
+def _positions(kind: str) -> list[list[tuple[int, int]]]:
+  """The groups of (t, n) positions that attend to each other; spatio-temporal ones in frame-major order."""
+  if kind == "temporal":
+    return [[(t, n) for t in range(T)] for n in range(N)]
+  if kind == "spatial":
+    return [[(t, n) for n in range(N)] for t in range(T)]
+  return [[(t, n) for t in range(T) for n in range(N)]]
+
+
+def _naive(kind: str, x: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarray]:
+  """z_i = W_w sum_j [exp(varphi(x_i) . psi(x_j)) / sum_k exp(varphi(x_i) . psi(x_k))] g(x_j), one i at a time."""
+  p = {name: np.asarray(v["kernel"], np.float64) for name, v in params["params"].items()}
+  z = np.zeros((B, T, N, FEATURES))
+  affinities = []
+  for b in range(B):
+    for group in _positions(kind):
+      affinity = np.zeros((len(group), len(group)))
+      for i, (ti, ni) in enumerate(group):
+        query = x[b, ti, ni] @ p["varphi"]
+        logits = [query @ (x[b, tj, nj] @ p["psi"]) for tj, nj in group]
+        peak = max(logits)
+        weights = [math.exp(logit - peak) for logit in logits]
+        total = sum(weights)
+        y = sum(w / total * (x[b, tj, nj] @ p["g"]) for w, (tj, nj) in zip(weights, group, strict=True))
+        z[b, ti, ni] = y @ p["w"]
+        affinity[i] = np.asarray(weights) / total
+      affinities.append(affinity)
+  return z, np.stack(affinities)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("impl", ["einsum", "dot_product_attention"])
+def test_equals_naive_loop(kind, impl, x, params):
+  out = NonLocal(kind, FEATURES, embed_ratio=L / C, impl=impl).apply(params, x)
+  expected, _ = _naive(kind, x, params)
+  assert out.shape == (B, T, N, FEATURES)
+  np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_einsum_equals_dot_product_attention(kind, params):
+  x = np.random.default_rng(2).normal(size=(B, T, N, C)).astype(np.float32)
+  outs = [NonLocal(kind, FEATURES, L / C, impl).apply(params, x) for impl in ("einsum", "dot_product_attention")]
+  np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("impl", ["einsum", "dot_product_attention"])
+def test_spatio_temporal_affinity_is_sown(impl, x, params):
+  module = NonLocal("spatio_temporal", FEATURES, L / C, impl)
+  _, state = module.apply(params, x, mutable=["intermediates"])
+  (affinity,) = state["intermediates"]["st_affinity"]
+  _, expected = _naive("spatio_temporal", x, params)
+  assert affinity.shape == (B, T * N, T * N)
+  np.testing.assert_allclose(affinity, expected, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(affinity.sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["temporal", "spatial"])
+def test_only_spatio_temporal_affinity_is_sown(kind, x, params):
+  _, state = NonLocal(kind, FEATURES, L / C).apply(params, x, mutable=["intermediates"])
+  assert not state.get("intermediates")
+
+
+def test_initial_output_is_zero_and_embedding_width(x):
+  # W_w starts at zero so an SLnL block starts as its local block; L = round(embed_ratio * C).
+  module = NonLocal("spatial", FEATURES, embed_ratio=0.5)
+  variables = module.init(jax.random.key(0), x)
+  shapes = jax.tree.map(jnp.shape, variables["params"])
+  assert shapes == {
+    "varphi": {"kernel": (C, C // 2)},
+    "psi": {"kernel": (C, C // 2)},
+    "g": {"kernel": (C, C // 2)},
+    "w": {"kernel": (C // 2, FEATURES)},
+  }
+  np.testing.assert_array_equal(module.apply(variables, x), 0.0)
+
+
+def test_bfloat16_close_to_float32(x, params):
+  expected, _ = _naive("spatio_temporal", x, params)
+  out = NonLocal("spatio_temporal", FEATURES, L / C, dtype=jnp.bfloat16).apply(params, x)
+  assert out.dtype == jnp.bfloat16
+  scale = np.abs(expected).max()
+  np.testing.assert_allclose(np.asarray(out, np.float32), expected, atol=0.05 * scale)
+
+
+@pytest.mark.parametrize(("field", "value"), [("kind", "channel"), ("impl", "flash")])
+def test_bad_settings_are_rejected(field, value, x):
+  kwargs = {"kind": "spatial", "features": FEATURES, field: value}
+  with pytest.raises(ValueError, match=value):
+    NonLocal(**kwargs).init(jax.random.key(0), x)

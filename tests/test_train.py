@@ -1,0 +1,239 @@
+"""Tests of slnl_jax/train.py: optimiser and schedule formulas, overfitting real data, evaluation counts,
+bit-exact resume and the NaN stop. A tiny model (T = 8, N' = 8, K = 2, channels (8, 8)) keeps them quick."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import tensorflow as tf
+
+from configs import demo
+from slnl_jax import checkpointing, input_pipeline, losses, models, sharding, train
+from slnl_jax.data import msr_action3d, synthetic
+
+
+def tiny_config(**dataset):
+  config = demo.get_config()
+  config.dataset.num_frames = 8
+  config.dataset.update(dataset)
+  config.model.num_joints_out = 8
+  config.model.num_systems = 2
+  config.model.channels = (8, 8)
+  config.model.kernel_sizes = (3, 3)
+  config.model.num_slnl_blocks = 1
+  config.train.batch_size = 4
+  config.train.eval_batch_size = 4
+  return config
+
+
+@pytest.fixture(scope="module")
+def synthetic_config(tmp_path_factory):
+  """The tiny config on a small synthetic NTU-format set built once for this module."""
+  root = tmp_path_factory.mktemp("synthetic")
+  synthetic.write_dataset(root / "raw", num_clips=32, seed=0, min_frames=10, max_frames=20)
+  config = tiny_config(manual_dir=str(root / "raw"), data_dir=str(root / "tfds"))
+  config.train.steps_per_epoch = 3
+  config.train.num_epochs = 2
+  config.train.log_every_steps = 1
+  config.train.checkpoint_every_steps = 2
+  return config
+
+
+def test_optimizer_is_adam_on_gradient_plus_l2():
+  """Two steps against a hand-written Adam whose gradient includes weight_decay * params."""
+  config = tiny_config()
+  config.train.learning_rate, config.train.weight_decay = 0.1, 0.5
+  tx = train.create_optimizer(config, lambda step: config.train.learning_rate)
+  params = {"w": jnp.array([1.0, -2.0, 0.5])}
+  grads = [np.array([0.3, 0.0, -1.0]), np.array([-0.2, 0.4, 0.1])]
+  opt_state = tx.init(params)
+  p, m, v = np.array([1.0, -2.0, 0.5]), np.zeros(3), np.zeros(3)
+  b1, b2, eps = 0.9, 0.999, 1e-8
+  for t, g in enumerate(grads, 1):
+    updates, opt_state = tx.update({"w": jnp.asarray(g)}, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    g = g + 0.5 * p  # coupled L2
+    m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g**2
+    p = p - 0.1 * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+  np.testing.assert_allclose(params["w"], p, rtol=1e-5)
+
+
+def test_learning_rate_decays_once_per_epoch():
+  config = tiny_config()
+  config.train.learning_rate, config.train.lr_decay = 1e-3, 0.98
+  schedule = train.create_learning_rate_fn(config, steps_per_epoch=10)
+  for step, epoch in [(0, 0), (9, 0), (10, 1), (25, 2), (300, 30)]:
+    np.testing.assert_allclose(schedule(step), 1e-3 * 0.98**epoch, rtol=1e-6)
+
+
+def test_steps_per_epoch_checks_the_split():
+  config = tiny_config()
+  assert train.steps_per_epoch(config, 10) == 2  # batch 4, remainder dropped
+  config.train.steps_per_epoch = 3
+  with pytest.raises(ValueError, match="steps_per_epoch=3 exceeds the 2 full batches"):
+    train.steps_per_epoch(config, 10)
+
+
+def _msr_batch(shared_data, config):
+  """Four real MSR Action3D clips of four classes, centre-cropped and resized like evaluation."""
+  folder = shared_data / "msr_action3d" / "MSRAction3DSkeletonReal3D"
+  names = ["a01_s01_e01", "a05_s03_e01", "a10_s05_e02", "a16_s07_e01"]
+  clips = [msr_action3d.read_sequence(folder / f"{name}_skeleton3D.txt") for name in names]
+  skeleton = np.concatenate([train.prepare_clip(clip.skeleton, config) for clip in clips])
+  return {"skeleton": skeleton, "label": np.array([clip.label for clip in clips], np.int32)}
+
+
+def test_overfits_a_real_batch(shared_data):
+  config = tiny_config(num_classes=20, num_joints=20, num_persons=1)
+  config.model.dropout_rate = 0.0
+  config.train.weight_decay = 0.0
+  config.train.learning_rate = 3e-3
+  batch = _msr_batch(shared_data, config)
+  assert batch["skeleton"].shape == (4, 1, 8, 20, 3)
+  np.testing.assert_array_equal(batch["label"], [0, 4, 9, 15])
+  mesh = sharding.make_mesh()
+  learning_rate_fn = train.create_learning_rate_fn(config, 1000)
+  model = models.create_model(config)
+  state = train.create_train_state(config, model, train.create_optimizer(config, learning_rate_fn), mesh)
+  step = train.jit_train_step(mesh, losses.get_loss_fn(config.loss), learning_rate_fn)
+  batch = sharding.shard_batch(batch, mesh)
+  first = None
+  for _ in range(300):
+    state, metrics = step(state, batch)
+    first = first or float(metrics["loss"])
+  assert float(metrics["loss"]) < 0.02 * first
+  assert float(metrics["loss"]) < 0.05
+  for head in train.HEADS:
+    assert float(metrics[f"{head}_top1"]) == 1.0
+
+
+def _examples(skeletons, labels):
+  return tf.data.Dataset.from_tensor_slices(
+      {
+          "skeleton": skeletons,
+          "label": np.asarray(labels, np.int64),
+          "num_frames": np.full(len(labels), skeletons.shape[1], np.int32),
+      }
+  )
+
+
+def test_evaluate_counts_every_example_once():
+  """7 examples in batches of 4 (one padded): metrics equal a per-example loop over the model."""
+  config = tiny_config(num_classes=8, num_persons=2, num_joints=25)
+  rng = np.random.default_rng(0)
+  skeletons = rng.normal(size=(7, 12, 2, 25, 3)).astype(np.float32)
+  labels = np.array([0, 1, 2, 3, 4, 5, 1])
+  mesh = sharding.make_mesh()
+  model = models.create_model(config)
+  state = train.create_train_state(config, model, optax.sgd(0.1), mesh)
+  loss_fn = losses.get_loss_fn(config.loss)
+  ds = input_pipeline.eval_dataset(_examples(skeletons, labels), config=config, global_batch_size=4)
+  result = train.evaluate(train.jit_eval_step(mesh, loss_fn, 8), state, input_pipeline.as_numpy(ds), mesh)
+
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  expected_confusion = np.zeros((8, 8), int)
+  correct = {head: [0, 0] for head in train.HEADS}
+  loss_sum = dict.fromkeys(train.HEADS, 0.0)
+  for skeleton, label in zip(skeletons, labels, strict=True):
+    x = train.prepare_clip(skeleton, config)
+    outputs = model.apply(variables, x, train=False)
+    for head in train.HEADS:
+      logits = np.asarray(outputs[head][0])
+      ranking = list(np.argsort(-logits))
+      correct[head][0] += ranking[0] == label
+      correct[head][1] += label in ranking[:5]
+      loss_sum[head] += float(loss_fn(outputs[head], jnp.array([label]))[0])
+    expected_confusion[label, int(np.argmax(outputs["concat"][0]))] += 1
+  np.testing.assert_array_equal(result.confusion, expected_confusion)
+  assert result.metrics["num_examples"] == 7
+  for head in train.HEADS:
+    assert result.metrics[f"{head}_top1"] == pytest.approx(correct[head][0] / 7)
+    assert result.metrics[f"{head}_top5"] == pytest.approx(correct[head][1] / 7)
+    assert result.metrics[f"{head}_loss"] == pytest.approx(loss_sum[head] / 7, rel=1e-4)
+  assert result.metrics["top1"] == result.metrics["concat_top1"]
+
+
+def _final_params(config, workdir):
+  checkpoints = checkpointing.Checkpointer(workdir / "checkpoints")
+  step = checkpoints.latest_step()
+  mesh = sharding.make_mesh()
+  target = train.create_train_state(
+      config,
+      models.create_model(config),
+      train.create_optimizer(config, train.create_learning_rate_fn(config, 1)),
+      mesh,
+  )
+  state = checkpoints.restore(target, step)
+  checkpoints.close()
+  return step, jax.device_get(state)
+
+
+def test_resume_is_bit_exact(synthetic_config, tmp_path):
+  """6 steps straight equal 4 steps (stopping mid-epoch 2), a restart, and 2 more."""
+  config = synthetic_config
+  straight = train.train_and_evaluate(config, tmp_path / "straight")
+  config_a = config.copy_and_resolve_references()
+  config_a.train.max_steps = 4
+  train.train_and_evaluate(config_a, tmp_path / "resumed")
+  resumed = train.train_and_evaluate(config, tmp_path / "resumed")
+
+  step_a, state_a = _final_params(config, tmp_path / "straight")
+  step_b, state_b = _final_params(config, tmp_path / "resumed")
+  assert step_a == step_b == 6
+  for a, b in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b), strict=True):
+    np.testing.assert_array_equal(a, b)
+  assert straight == resumed
+  # The resumed run logged steps 1-4, then 5-6: nothing repeated, nothing skipped.
+  records = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in records if r["split"] == "train"] == [1, 2, 3, 4, 5, 6]
+  straight_records = (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()
+  train_losses = [json.loads(line)["loss"] for line in straight_records if '"train"' in line]
+  assert train_losses == [r["loss"] for r in records if r["split"] == "train"]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_config, tmp_path, monkeypatch):
+  """A NaN in the velocity head's loss at step 5 names step and head; checkpoint 4 stays the latest."""
+  jit_train_step = train.jit_train_step
+
+  def poisoned(*args, **kwargs):
+    step_fn = jit_train_step(*args, **kwargs)
+
+    def wrapped(state, batch):
+      state, metrics = step_fn(state, batch)
+      if int(state.step) == 5:
+        metrics = {**metrics, "velocity_loss": jnp.float32(np.nan)}
+      return state, metrics
+
+    return wrapped
+
+  monkeypatch.setattr(train, "jit_train_step", poisoned)
+  with pytest.raises(train.NonFiniteLossError, match=r"step 5: the 'velocity' head's loss is nan") as error:
+    train.train_and_evaluate(synthetic_config, tmp_path)
+  assert str(tmp_path / "checkpoints" / "4") in str(error.value)
+  checkpoints = checkpointing.Checkpointer(tmp_path / "checkpoints")
+  assert checkpoints.latest_step() == 4
+  checkpoints.close()
+
+
+def test_load_data_checks_the_class_count(synthetic_config, tmp_path):
+  config = synthetic_config.copy_and_resolve_references()
+  config.dataset.num_classes = 9
+  with pytest.raises(ValueError, match=r"has 8 classes but config\.dataset\.num_classes is 9"):
+    train.load_data(config, tmp_path)
+
+
+def test_prepare_clip_pads_persons_and_checks_joints():
+  config = tiny_config(num_persons=2, num_joints=25, num_channels=3)
+  clip = np.arange(5 * 1 * 25 * 3, dtype=np.float32).reshape(5, 1, 25, 3)
+  x = train.prepare_clip(clip, config)
+  assert x.shape == (1, 2, 8, 25, 3)
+  np.testing.assert_array_equal(x[0, 1], 0.0)  # the absent second person
+  # Centre crop of 0.95 * 5 -> 5 frames, resized to 8: first and last frames kept exactly.
+  np.testing.assert_array_equal(x[0, 0, 0], clip[0, 0])
+  np.testing.assert_array_equal(x[0, 0, -1], clip[-1, 0])
+  with pytest.raises(ValueError, match="20 joints x 3 channels but the config's model expects 25 x 3"):
+    train.prepare_clip(np.zeros((5, 1, 20, 3), np.float32), config)
+
