@@ -146,8 +146,9 @@ def train_dataset(
   `ds` must yield examples in a fixed order (e.g. TFDS `as_dataset(shuffle_files=False)`). Process p keeps
   examples p, p + P, ... and every process yields exactly `count_examples(ds) // global_batch_size` batches of
   `global_batch_size // process_count`, so multi-host steps stay in lockstep. The shuffle seed derives from
-  (seed, epoch) and each crop from (seed, epoch, index of the example in `ds`), so the epoch is the same
-  whatever the process count or tf.data parallelism, and differs between epochs.
+  (seed, epoch) and each crop from (seed, epoch, index of the example in `ds`): an epoch replays exactly
+  whatever tf.data's parallelism, an example's crop does not depend on the process count, and both change
+  from one epoch to the next. A resumed run rebuilds its epoch and `.skip()`s the batches already done.
   """
   _check_input(ds, config)
   batch_size = _per_process_batch(global_batch_size, process_count)
@@ -155,7 +156,7 @@ def train_dataset(
   if num_batches == 0:
     raise ValueError(f"fewer examples than one global batch of {global_batch_size}")
   shuffle_key, crop_key = tf.unstack(tf.random.experimental.stateless_split(tf.constant([seed, epoch], tf.int64), 2))
-  shuffle_seed = int(tf.random.stateless_uniform([], shuffle_key, None, None, tf.int64))
+  shuffle_seed = int(tf.random.stateless_uniform([], shuffle_key, minval=None, maxval=None, dtype=tf.int64))
   data = config.dataset
 
   def preprocess(local_index: tf.Tensor, example: Features) -> Features:

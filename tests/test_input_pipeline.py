@@ -319,21 +319,21 @@ def test_round_trip_through_a_tfds_build_of_real_msr_action3d(shared_data, tmp_p
   from slnl_jax.data import builders, msr_action3d
 
   source = shared_data / "msr_action3d" / "MSRAction3DSkeletonReal3D"
-  names = [f"a{a:02d}_s{s:02d}_e{e:02d}" for a in (1, 2, 3) for s in (1, 2) for e in (1, 2)]
-  names.append("a13_s09_e03")  # 196 real frames, then 740 all-zero frames the reader drops
+  names = [f"a{a:02d}_s{s:02d}_e{e:02d}_skeleton3D" for a in (1, 2, 3) for s in (1, 2) for e in (1, 2)]
+  names.append("a13_s09_e03_skeleton3D")  # 196 real frames, then 740 all-zero frames the reader drops
   raw = tmp_path / "raw"
   raw.mkdir()
   for name in names:  # a small real subset: links, never copies
-    (raw / f"{name}_skeleton3D.txt").symlink_to(source / f"{name}_skeleton3D.txt")
+    (raw / f"{name}.txt").symlink_to(source / f"{name}.txt")
   builder = builders.build("msr_action3d/cross_subject", manual_dir=raw, data_dir=tmp_path / "tfds")
-  clips = {name: msr_action3d.read_sequence(raw / f"{name}_skeleton3D.txt") for name in names}
-  assert clips["a13_s09_e03"].num_frames == 196
+  clips = {name: msr_action3d.read_sequence(raw / f"{name}.txt") for name in names}
+  assert clips["a13_s09_e03_skeleton3D"].num_frames == 196
   config = _config(num_persons=1, num_joints=msr_action3d.NUM_JOINTS, num_channels=msr_action3d.NUM_CHANNELS)
   out_frames = config.dataset.num_frames
 
   # Eval: every test clip (even subjects) exactly once, in the split's order, centred 0.95 crop.
   test = builder.as_dataset(split="test", shuffle_files=False)
-  order = [name.decode() for name in tfds_names(test)]
+  order = [example["name"].decode() for example in input_pipeline.as_numpy(test)]
   assert sorted(order) == sorted(n for n in names if int(n[5:7]) % 2 == 0)
   examples = [
     (skeleton, label)
@@ -354,15 +354,11 @@ def test_round_trip_through_a_tfds_build_of_real_msr_action3d(shared_data, tmp_p
     assert label == clip.label
     np.testing.assert_allclose(skeleton[0], expected, rtol=1e-5, atol=1e-5)
 
-  # Train: one epoch of the 5 training clips (odd subjects) in batches of 5, each clip once.
+  # Train: one epoch of the 7 training clips (odd subjects) in one batch, each clip once.
   train = builder.as_dataset(split="train", shuffle_files=False)
   (batch,) = input_pipeline.as_numpy(
-    input_pipeline.train_dataset(train, config=config, global_batch_size=5, seed=0, epoch=0)
+    input_pipeline.train_dataset(train, config=config, global_batch_size=7, seed=0, epoch=0)
   )
-  assert batch["skeleton"].shape == (5, 1, out_frames, 20, 3) and np.isfinite(batch["skeleton"]).all()
+  assert batch["skeleton"].shape == (7, 1, out_frames, 20, 3) and np.isfinite(batch["skeleton"]).all()
   train_labels = [clip.label for name, clip in clips.items() if int(name[5:7]) % 2 == 1]
   assert sorted(batch["label"].tolist()) == sorted(train_labels)
-
-
-def tfds_names(ds: tf.data.Dataset) -> list[bytes]:
-  return [example["name"] for example in input_pipeline.as_numpy(ds)]

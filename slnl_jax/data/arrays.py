@@ -62,7 +62,7 @@ def load_numpy(path: str | os.PathLike, *, mmap: bool = False) -> np.ndarray | d
 
 def _check_labels(path: str | os.PathLike, labels: Any, n: int, key: str = "label") -> np.ndarray:
   labels = np.asarray(labels)
-  if labels.shape != (n,) or not (labels.dtype.kind in "iu" or (labels.dtype == bool and n == 0)):
+  if labels.shape != (n,) or labels.dtype.kind not in "iu":
     raise SkeletonFormatError(
       path, f"{key}: expected {n} integers (one per clip), found {labels.dtype} {labels.shape}"
     )

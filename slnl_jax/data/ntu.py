@@ -27,9 +27,10 @@ Frames where none of the kept bodies is present (including frames with B = 0) ar
 counted in `meta["dropped_frames"]`.
 
 Bad input raises `SkeletonFormatError` with the file, 1-based line and what was expected: a
-truncated file, a non-numeric field, a joint count other than 25, a body id repeated within a
-frame, NaN/Inf (or beyond float32) coordinates, a clip with no frame left after dropping
-body-less frames, or text after the last frame.
+truncated file, a line with the wrong number of fields, a count, body id or x y z that is not a
+number, a joint count other than 25, a body id repeated within a frame, NaN/Inf (or beyond
+float32) coordinates, a clip with no frame left after dropping body-less frames (zero-length), or
+text after the last frame.
 """
 
 from __future__ import annotations
