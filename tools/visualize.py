@@ -6,11 +6,11 @@ Into --out (default <workdir>/pictures):
   frequency_masks.png     rFA masks M_cos, M_sin of the position stream for the clip's first person (Sec. 3.2)
   nonlocal_affinity.png   spatio-temporal non-local affinity of the first SLnL block of the position stream, for
                           one query position (--query=t,n; default the centre), over frames x transformed joints
-  skeleton_attention.gif  the clip as the model sees it (centre crop, resized to T frames), joints coloured by
-                          gradient saliency |d logit / d x| of the predicted class (concat head), summed over
-                          the coordinates. The non-local maps live on the N' joints of the skeleton transformer,
-                          which mixes all input joints (Sec. 3.1), so the saliency is what maps back to the
-                          input joints.
+  skeleton_attention.gif  the clip as the model sees it (train.prepare_clip: centre crop resized to T frames),
+                          every person present, joints coloured by the gradient saliency |d logit / d x| of
+                          the predicted class (concat head) summed over the coordinates. The non-local maps
+                          live on the N' joints of the skeleton transformer, which mixes all input joints
+                          (Sec. 3.1); the saliency is what maps back to the input joints.
   confusion_matrix.png    the last evaluation's confusion matrix (workdir/eval/confusion_matrix.npy) and
                           per-class accuracy
   learning_curves.png     training loss and eval top-1 per epoch (workdir/metrics.jsonl)
@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from slnl_jax import checkpointing, input_pipeline, models, sharding, train, visualize
+from slnl_jax import checkpointing, models, sharding, train, visualize
 from slnl_jax.data import builders, readers
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained workdir (python -m slnl_jax.main ... --workdir=DIR).")
@@ -56,9 +56,13 @@ def restore_variables(config: ml_collections.ConfigDict, workdir: pathlib.Path, 
   # schedule (whose steps per epoch need the dataset) leaves that structure unchanged.
   tx = train.create_optimizer(config, train.create_learning_rate_fn(config, steps_per_epoch=1))
   target = train.create_train_state(config, model, tx, sharding.make_mesh())
-  checkpoints = checkpointing.Checkpointer(workdir / "checkpoints")
+  checkpoints = checkpointing.Checkpointer(
+    workdir / "checkpoints", keep=config.train.keep_checkpoints, keep_best=config.train.keep_best_checkpoints
+  )
   try:
     steps = {"best": checkpoints.best_step, "latest": checkpoints.latest_step}
+    if checkpoint not in steps and not checkpoint.isdigit():
+      raise app.UsageError(f"--checkpoint must be 'best', 'latest' or a step number, got {checkpoint!r}")
     step = steps[checkpoint]() if checkpoint in steps else int(checkpoint)
     if step is None:
       raise checkpointing.CheckpointError(f"no checkpoint in {checkpoints.directory}: train first")
@@ -68,31 +72,12 @@ def restore_variables(config: ml_collections.ConfigDict, workdir: pathlib.Path, 
   return {"params": state.params, "batch_stats": state.batch_stats}
 
 
-def model_input(skeleton: np.ndarray, config: ml_collections.ConfigDict, path: str) -> np.ndarray:
-  """A (T, M, V, C) clip as the evaluation pipeline feeds it, as a (1, M, T, V, C) batch.
-
-  Persons are zero-padded or cut to the config's; the centre crop of ratio `eval_crop` is resized to
-  `num_frames` (Sec. 4.1), as in `input_pipeline.eval_dataset`.
-  """
-  data = config.dataset
-  joints, channels = skeleton.shape[2:]
-  if (joints, channels) != (data.num_joints, data.num_channels):
-    raise ValueError(
-      f"{path}: clip has {joints} joints x {channels} channels but the model was trained on "
-      f"{data.num_joints} x {data.num_channels} (config.dataset of the workdir)"
-    )
-  skeleton = skeleton[:, : data.num_persons]
-  skeleton = np.pad(skeleton, ((0, 0), (0, data.num_persons - skeleton.shape[1]), (0, 0), (0, 0)))
-  resized = input_pipeline.crop_and_resize(
-    skeleton, skeleton.shape[0], out_frames=data.num_frames, ratio=data.eval_crop, offset_fraction=0.5
-  )
-  return np.asarray(resized).transpose(1, 0, 2, 3)[None]
-
-
-def class_names(config: ml_collections.ConfigDict) -> list[str] | None:
+def class_names(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> list[str] | None:
   """The class names of a workdir's dataset, from its built TFDS metadata; None when that is not on disk."""
+  # An empty data_dir means the trainer built the dataset inside the workdir (train.load_data).
+  data_dir = config.dataset.data_dir or workdir / "tfds"
   try:
-    info = builders.load_info(config.dataset.name, config.dataset.data_dir)
+    info = builders.load_info(config.dataset.name, data_dir)
   except FileNotFoundError as e:
     print(f"class names unavailable ({e}); showing class indices")
     return None
@@ -118,8 +103,11 @@ def main(argv: Sequence[str]) -> None:
   model = models.create_model(config)
   variables = restore_variables(config, workdir, _CHECKPOINT.value)
   clip = readers.read_file(_INPUT.value)
-  x = jnp.asarray(model_input(clip.skeleton, config, _INPUT.value))
-  names = class_names(config)
+  try:
+    x = jnp.asarray(train.prepare_clip(clip.skeleton, config))
+  except ValueError as e:
+    raise ValueError(f"{_INPUT.value}: {e}") from e
+  names = class_names(config, workdir)
 
   logits, state = model.apply(variables, x, train=False, mutable=["intermediates"])
   saliency, target = visualize.input_saliency(lambda x: model.apply(variables, x, train=False)["concat"], x)
