@@ -1,9 +1,11 @@
-"""Pictures of what SLnL-rFA learned and how it did: rFA masks, non-local affinity, attention on the skeleton,
-confusion matrix and learning curves.
+"""Pictures of what SLnL-rFA learned and how it did.
 
-Every function takes plain arrays (or a file) and an output path, draws with matplotlib's Agg canvas (no pyplot,
-so importing this module never changes the backend of a notebook), and returns a `Plot`: the written path and the
-arrays exactly as drawn, so that callers and tests can check contents rather than pixels.
+Five pictures: the rFA masks, the spatio-temporal non-local affinity, the skeleton animated with joints coloured
+by attention, the confusion matrix with per-class accuracy, and the learning curves. Each plotting function takes
+plain arrays (or a file) and an output path, draws on matplotlib's Agg canvas (no pyplot, so importing this
+module never changes a notebook's backend), and returns a `Plot`: the written path and the arrays exactly as
+drawn, so that callers and tests can check contents rather than pixels. `sown` and `input_saliency` get those
+arrays out of a model; tools/visualize.py puts it all together for a trained workdir.
 """
 
 from __future__ import annotations
@@ -77,9 +79,8 @@ def input_saliency(
 ) -> tuple[np.ndarray, np.ndarray]:
   """Gradient saliency of each input joint: |d logit_target / d x| summed over the coordinate channels.
 
-  Honest about which input joints drive a prediction even though the network mixes joints (the skeleton
-  transformer maps N joints to N' learned ones, Sec. 3.1), which rules out reading joint importance off the
-  attention maps directly.
+  The attention maps live on the N' joints of the skeleton transformer, each a mix of all N input joints
+  (Sec. 3.1); the saliency is defined on the input joints themselves.
 
   Args:
     logits_fn: x -> (B, K) logits, each example's logits depending on that example only (e.g. the model in
@@ -122,7 +123,7 @@ def _check_rank(name: str, array: np.ndarray, rank: int, shape: str) -> None:
 
 
 def plot_frequency_masks(mask_cos: np.ndarray, mask_sin: np.ndarray, path: str | os.PathLike) -> Plot:
-  """Heat maps of the rFA masks M_cos and M_sin (Sec. 3.2, Eq. 2-3) over (temporal, joint) frequency.
+  """Heat maps of the rFA masks M_cos and M_sin (Sec. 3.2, Eq. 1-4) over (temporal, joint) frequency.
 
   The masks are indexed like `jnp.fft.fft2` output (zero frequency at [0, 0]); both axes are fftshifted so that
   zero frequency sits at the centre `[T' // 2, N' // 2]` and the axes read in cycles per frame / per joint.
@@ -163,14 +164,14 @@ def plot_frequency_masks(mask_cos: np.ndarray, mask_sin: np.ndarray, path: str |
     ax.set_xlabel("joint frequency (cycles / joint)")
     ax.set_ylabel("temporal frequency (cycles / frame)")
   fig.colorbar(image, ax=axes, label="mask value")
-  fig.suptitle("Residual frequency attention masks (zero frequency at the centre)")
+  fig.suptitle("Frequency attention masks (zero frequency at the centre)")
   return Plot(_save(fig, path), data)
 
 
 def plot_nonlocal_affinity(
   affinity: np.ndarray, query: int | tuple[int, int], grid_shape: tuple[int, int], path: str | os.PathLike
 ) -> Plot:
-  """The spatio-temporal non-local affinity of one query position (Sec. 3.3, Eq. 5-6) over frames x joints.
+  """The spatio-temporal non-local affinity of one query position (Sec. 3.3, Eq. 5-8) over frames x joints.
 
   Positions are the block's (T, N) feature-map cells flattened row-major, p = t * N + n, as in the model's
   `(T * N, C)` reshape, so row p of the softmax-normalised affinity reshapes to a (T, N) map that sums to 1.

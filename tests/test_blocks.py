@@ -26,9 +26,7 @@ def _np_conv(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
   padded = np.pad(x, ((0, 0), (kt // 2, kt // 2), (kn // 2, kn // 2), (0, 0)))
   t, n = x.shape[1:3]
   return sum(
-    padded[:, dt : dt + t, dn : dn + n] @ kernel[dt, dn].astype(np.float64)
-    for dt in range(kt)
-    for dn in range(kn)
+    padded[:, dt : dt + t, dn : dn + n] @ kernel[dt, dn].astype(np.float64) for dt in range(kt) for dn in range(kn)
   )
 
 
@@ -85,9 +83,7 @@ def test_slnl_block_sums_each_stage_with_its_non_local_module(channels_in):
 
 def test_nonlocal_kinds_select_the_stages():
   x = np.zeros((B, T, N, 4), np.float32)
-  shapes = jax.eval_shape(
-    lambda: SLnLBlock(6, nonlocal_kinds=("temporal",)).init(jax.random.key(0), x, train=False)
-  )
+  shapes = jax.eval_shape(lambda: SLnLBlock(6, nonlocal_kinds=("temporal",)).init(jax.random.key(0), x, train=False))
   assert sorted(k for k in shapes["params"] if k.startswith("nonlocal")) == ["nonlocal_temporal"]
   with pytest.raises(ValueError, match="non-local kinds"):
     SLnLBlock(6, nonlocal_kinds=("channel",))

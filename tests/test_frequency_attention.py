@@ -50,9 +50,13 @@ def _reference(variant: str, x: np.ndarray, params: dict) -> tuple[np.ndarray, d
   x = x.astype(np.float64)
   t, n = np.arange(T), np.arange(N)
   # theta[u, v, t, n] = 2 pi (u t / T + v n / N)
-  theta = 2 * np.pi * (
-    (np.arange(T)[:, None, None, None] * t[None, None, :, None]) / T
-    + (np.arange(N)[None, :, None, None] * n[None, None, None, :]) / N
+  theta = (
+    2
+    * np.pi
+    * (
+      (np.arange(T)[:, None, None, None] * t[None, None, :, None]) / T
+      + (np.arange(N)[None, :, None, None] * n[None, None, None, :]) / N
+    )
   )
   f_cos = np.einsum("btnc,uvtn->buvc", x, np.cos(theta))
   f_sin = -np.einsum("btnc,uvtn->buvc", x, np.sin(theta))  # F = F_cos + i F_sin
@@ -67,9 +71,9 @@ def _reference(variant: str, x: np.ndarray, params: dict) -> tuple[np.ndarray, d
     masks = {"fa_mask_cos": m_cos, "fa_mask_sin": m_sin}
   g_cos, g_sin = m_cos[..., None] * f_cos, m_sin[..., None] * f_sin
   # Re[(G_cos + i G_sin) e^{i theta}] summed over frequencies u, v, divided by T N.
-  out = (
-    np.einsum("buvc,uvtn->btnc", g_cos, np.cos(theta)) - np.einsum("buvc,uvtn->btnc", g_sin, np.sin(theta))
-  ) / (T * N)
+  out = (np.einsum("buvc,uvtn->btnc", g_cos, np.cos(theta)) - np.einsum("buvc,uvtn->btnc", g_sin, np.sin(theta))) / (
+    T * N
+  )
   if variant == "residual":
     out = out + x
   return out, masks
@@ -125,9 +129,7 @@ def test_variants_relate_as_in_table_4(x):
   np.testing.assert_allclose(residual, dependent + x, atol=1e-5)
   np.testing.assert_allclose(shared, dependent, atol=1e-5)
   other = _mask_params(rng)
-  untied = FrequencyAttention("dependent", REDUCTION).apply(
-    {"params": {"fc_cos": fc, "fc_sin": other}}, x
-  )
+  untied = FrequencyAttention("dependent", REDUCTION).apply({"params": {"fc_cos": fc, "fc_sin": other}}, x)
   assert np.abs(untied - dependent).max() > 1e-2
 
 
@@ -150,9 +152,7 @@ def test_amplitude_variant_keeps_the_phase(x):
   assert np.abs(ratios["dependent"].imag).max() > 1e-2
 
 
-@pytest.mark.parametrize(
-  ("variant", "networks"), [("amplitude", 1), ("shared", 1), ("dependent", 2), ("residual", 2)]
-)
+@pytest.mark.parametrize(("variant", "networks"), [("amplitude", 1), ("shared", 1), ("dependent", 2), ("residual", 2)])
 def test_parameter_count(variant, networks, x):
   shapes = jax.eval_shape(FrequencyAttention(variant, REDUCTION).init, jax.random.key(0), x)
   count = sum(leaf.size for leaf in jax.tree.leaves(shapes))

@@ -67,9 +67,7 @@ def variables(model):
 def forward(model):
   """Evaluation-mode forward returning the logits and every module's output plus the sown intermediates."""
   return jax.jit(
-    lambda variables, x: model.apply(
-      variables, x, train=False, capture_intermediates=True, mutable=["intermediates"]
-    )
+    lambda variables, x: model.apply(variables, x, train=False, capture_intermediates=True, mutable=["intermediates"])
   )
 
 
@@ -94,9 +92,7 @@ def test_heads_classify_the_max_merged_stream_features(forward, variables):
   merged["concat"] = np.concatenate([merged["position"], merged["velocity"]], axis=-1)
   for name, features in merged.items():
     head = p[f"head_{name}"]
-    np.testing.assert_allclose(
-      logits[name], features @ head["kernel"] + head["bias"], rtol=1e-5, atol=1e-5
-    )
+    np.testing.assert_allclose(logits[name], features @ head["kernel"] + head["bias"], rtol=1e-5, atol=1e-5)
 
 
 def test_velocity_stream_reads_forward_frame_differences(model, forward):

@@ -22,9 +22,7 @@ def x() -> np.ndarray:
 def params() -> dict:
   rng = np.random.default_rng(1)
   dense = lambda fan_in, fan_out: {"kernel": rng.normal(size=(fan_in, fan_out)).astype(np.float32)}
-  return {
-    "params": {"varphi": dense(C, L), "psi": dense(C, L), "g": dense(C, L), "w": dense(L, FEATURES)}
-  }
+  return {"params": {"varphi": dense(C, L), "psi": dense(C, L), "g": dense(C, L), "w": dense(L, FEATURES)}}
 
 
 def _positions(kind: str) -> list[list[tuple[int, int]]]:

@@ -246,7 +246,7 @@ TINY = {
   "train.batch_size": 8,
   "train.eval_batch_size": 8,
   "train.steps_per_epoch": 2,
-  "train.num_epochs": 2,
+  "train.num_epochs": 1,
   "train.log_every_steps": 1,
 }
 

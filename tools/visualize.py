@@ -100,17 +100,19 @@ def main(argv: Sequence[str]) -> None:
   workdir = pathlib.Path(_WORKDIR.value)
   out = pathlib.Path(_OUT.value) if _OUT.value else workdir / "pictures"
   config = load_config(workdir)
-  model = models.create_model(config)
-  variables = restore_variables(config, workdir, _CHECKPOINT.value)
+  # The input first: a wrong file fails before the (slower) restore.
   clip = readers.read_file(_INPUT.value)
   try:
     x = jnp.asarray(train.prepare_clip(clip.skeleton, config))
   except ValueError as e:
     raise ValueError(f"{_INPUT.value}: {e}") from e
+  model = models.create_model(config)
+  variables = restore_variables(config, workdir, _CHECKPOINT.value)
   names = class_names(config, workdir)
 
-  logits, state = model.apply(variables, x, train=False, mutable=["intermediates"])
-  saliency, target = visualize.input_saliency(lambda x: model.apply(variables, x, train=False)["concat"], x)
+  apply = jax.jit(model.apply, static_argnames=("train", "mutable"))
+  logits, state = apply(variables, x, train=False, mutable=("intermediates",))
+  saliency, target = visualize.input_saliency(lambda x: apply(variables, x, train=False)["concat"], x)
   predicted = int(target[0])
   probability = float(jax.nn.softmax(logits["concat"][0])[predicted])
   label = names[predicted] if names else f"class {predicted}"

@@ -18,9 +18,7 @@ BN_EPSILON = 1e-5
 
 def batch_norm(train: bool, dtype: Any, name: str) -> nn.BatchNorm:
   """The BatchNorm used throughout the model (running statistics at evaluation)."""
-  return nn.BatchNorm(
-    use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype, name=name
-  )
+  return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype, name=name)
 
 
 class LocalBlock(nn.Module):
@@ -57,9 +55,7 @@ class LocalBlock(nn.Module):
   @nn.nowrap
   def stage(self, kind: str, kernel: tuple[int, int], x: jax.Array) -> jax.Array:
     """One stage of the block: the local convolution of `kind`."""
-    return nn.Conv(
-      self.features, kernel, padding="SAME", use_bias=False, dtype=self.dtype, name=f"conv_{kind}"
-    )(x)
+    return nn.Conv(self.features, kernel, padding="SAME", use_bias=False, dtype=self.dtype, name=f"conv_{kind}")(x)
 
 
 class SLnLBlock(LocalBlock):
@@ -91,7 +87,7 @@ class SLnLBlock(LocalBlock):
     """One stage: the local convolution of `kind` plus, if enabled, the non-local module of the same kind."""
     y = super().stage(kind, kernel, x)
     if kind in self.nonlocal_kinds:
-      y = y + NonLocal(
-        kind, self.features, self.embed_ratio, self.nonlocal_impl, self.dtype, name=f"nonlocal_{kind}"
-      )(x)
+      y = y + NonLocal(kind, self.features, self.embed_ratio, self.nonlocal_impl, self.dtype, name=f"nonlocal_{kind}")(
+        x
+      )
     return y

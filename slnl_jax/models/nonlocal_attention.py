@@ -76,9 +76,7 @@ class NonLocal(nn.Module):
       raise ValueError(f"non-local kind must be one of {KINDS}, got {self.kind!r}")
     if self.impl not in IMPLS:
       raise ValueError(f"non-local implementation must be one of {IMPLS}, got {self.impl!r}")
-    embed = functools.partial(
-      nn.Dense, max(1, round(self.embed_ratio * x.shape[-1])), use_bias=False, dtype=self.dtype
-    )
+    embed = functools.partial(nn.Dense, max(1, round(self.embed_ratio * x.shape[-1])), use_bias=False, dtype=self.dtype)
     query = _group(embed(name="varphi")(x), self.kind)
     key = _group(embed(name="psi")(x), self.kind)
     value = _group(embed(name="g")(x), self.kind)
@@ -91,10 +89,6 @@ class NonLocal(nn.Module):
       y = jnp.einsum("gij,gjl->gil", weights.astype(value.dtype), value)
     else:
       # One attention head: (G, P, L) -> (G, P, 1, L).
-      y = jax.nn.dot_product_attention(
-        query[:, :, None], key[:, :, None], value[:, :, None], scale=1.0
-      )[:, :, 0]
+      y = jax.nn.dot_product_attention(query[:, :, None], key[:, :, None], value[:, :, None], scale=1.0)[:, :, 0]
     y = _ungroup(y, self.kind, x.shape)
-    return nn.Dense(
-      self.features, use_bias=False, kernel_init=nn.initializers.zeros, dtype=self.dtype, name="w"
-    )(y)
+    return nn.Dense(self.features, use_bias=False, kernel_init=nn.initializers.zeros, dtype=self.dtype, name="w")(y)

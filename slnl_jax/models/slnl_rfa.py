@@ -12,8 +12,12 @@ The position stream reads the coordinates; the velocity stream their frame diffe
 the last frame's velocity set to zero so both streams see T frames. The persons' features are merged by an
 element-wise max over the persons present in the clip: an all-zero (absent) person is left out, so a clip
 zero-padded to M persons gives the same evaluation-mode output as the clip with its real persons only (a clip
-with no person at all falls back to the max over all its slots). Three Dense heads classify the position
-features, the velocity features and their concatenation; inference uses `concat`.
+with no person at all falls back to the max over all its slots). In training the zero slots still enter the
+BatchNorm statistics. Three Dense heads classify the position features, the velocity features and their
+concatenation; inference uses `concat`.
+
+The frequency-attention FC layers act on the flattened T x N' spectrum, so a model's parameters fix the clip
+length T (`config.dataset.num_frames`).
 
 Intermediates (returned with `mutable=["intermediates"]`, each a 1-tuple; B' = B*M, stream in
 {position_stream, velocity_stream}):
@@ -63,9 +67,7 @@ class Stream(nn.Module):
     # "Data BN": normalise each (joint, coordinate) channel over examples and frames.
     x = batch_norm(train, self.dtype, "data_bn")(x.reshape(b, t, v * c)).reshape(b, t, v, c)
     x = TransformNetwork(self.num_joints_out, self.num_systems, self.dtype, name="transform")(x)
-    x = FrequencyAttention(
-      self.frequency_attention, self.fa_reduction, self.dtype, name="frequency_attention"
-    )(x)
+    x = FrequencyAttention(self.frequency_attention, self.fa_reduction, self.dtype, name="frequency_attention")(x)
     slnl_block, local_block = SLnLBlock, LocalBlock
     if self.remat:
       # Argument 2 (after self and x) is `train`, a Python bool.
