@@ -36,7 +36,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.pool_every = 2  # 2x2 max-pool after every `pool_every` blocks
   # Stages of an SLnL block with a non-local branch (Fig. 3c: all three; fewer for ablations).
   config.model.nonlocal_kinds = ("temporal", "spatial", "spatio_temporal")
-  config.model.nonlocal_impl = "einsum"  # einsum | dot_product_attention
+  config.model.nonlocal_impl = "einsum"  # einsum | dot_product_attention | chunked (memory-saving)
   config.model.embed_ratio = 0.5  # non-local embedding channels L = embed_ratio * C
   config.model.dropout_rate = 0.2
   config.model.remat = False  # jax.checkpoint each block to save activation memory

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from slnl_jax.models import NonLocal
+from slnl_jax.models import NonLocal, nonlocal_attention
 
 B, T, N, C, L, FEATURES = 2, 4, 3, 6, 3, 5
 KINDS = ("temporal", "spatial", "spatio_temporal")
@@ -56,7 +56,7 @@ def _naive(kind: str, x: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarr
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("impl", ["einsum", "dot_product_attention"])
+@pytest.mark.parametrize("impl", ["einsum", "dot_product_attention", "chunked"])
 def test_equals_naive_loop(kind, impl, x, params):
   out = NonLocal(kind, FEATURES, embed_ratio=L / C, impl=impl).apply(params, x)
   expected, _ = _naive(kind, x, params)
@@ -69,6 +69,22 @@ def test_einsum_equals_dot_product_attention(kind, params):
   x = np.random.default_rng(2).normal(size=(B, T, N, C)).astype(np.float32)
   outs = [NonLocal(kind, FEATURES, L / C, impl).apply(params, x) for impl in ("einsum", "dot_product_attention")]
   np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 512])
+def test_chunked_matches_einsum_in_value_and_gradient(chunk, params, monkeypatch):
+  """Several query chunks (and a chunk size that does not divide P) give the einsum result and gradient."""
+  monkeypatch.setattr(nonlocal_attention, "QUERY_CHUNK", chunk)
+  x = np.random.default_rng(3).normal(size=(B, T, N, C)).astype(np.float32)
+
+  def loss(p, impl):
+    return jnp.sum(NonLocal("spatio_temporal", FEATURES, L / C, impl).apply(p, x) ** 2)
+
+  for a, b in zip(
+    jax.tree.leaves(jax.grad(loss)(params, "chunked")), jax.tree.leaves(jax.grad(loss)(params, "einsum")), strict=True
+  ):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(loss(params, "chunked"), loss(params, "einsum"), rtol=1e-5)
 
 
 @pytest.mark.parametrize("impl", ["einsum", "dot_product_attention"])

@@ -43,7 +43,8 @@ def run(mesh):
   for _ in range(2):
     state, metrics = step(state, sharded)
     history.append(jax.device_get(metrics))
-  sums = train.jit_eval_step(mesh, loss_fn, 8)(state, sharding.shard_batch({**batch, "mask": np.array([1, 1, 1, 0], bool)}, mesh))
+  masked = sharding.shard_batch({**batch, "mask": np.array([1, 1, 1, 0], bool)}, mesh)
+  sums = train.jit_eval_step(mesh, loss_fn, 8)(state, masked)
   return sharded, jax.device_get(state), history, jax.device_get(sums)
 
 two = sharding.make_mesh()

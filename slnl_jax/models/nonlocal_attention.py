@@ -21,7 +21,9 @@ import jax
 import jax.numpy as jnp
 
 KINDS = ("temporal", "spatial", "spatio_temporal")
-IMPLS = ("einsum", "dot_product_attention")
+IMPLS = ("einsum", "dot_product_attention", "chunked")
+# Query rows per chunk of the `chunked` implementation: bounds its live affinity to G x 512 x P floats.
+QUERY_CHUNK = 512
 
 
 def _group(x: jax.Array, kind: str) -> jax.Array:
@@ -48,6 +50,25 @@ def affinity(query: jax.Array, key: jax.Array) -> jax.Array:
   return jax.nn.softmax(logits, axis=-1)
 
 
+def chunked_attention(query: jax.Array, key: jax.Array, value: jax.Array) -> jax.Array:
+  """softmax(query key^T) value for (G, P, L) inputs, one chunk of query rows at a time.
+
+  Each chunk's affinity is recomputed in the backward pass (`jax.checkpoint`) instead of stored, so memory grows
+  with P * QUERY_CHUNK rather than P^2: at NTU size (P = 4096) the 64 MiB-per-clip affinity never exists whole.
+  """
+  g, p, width = query.shape
+  chunk = min(p, QUERY_CHUNK)
+  while p % chunk:
+    chunk -= 1
+  chunks = jnp.moveaxis(query.reshape(g, p // chunk, chunk, width), 1, 0)
+
+  @jax.checkpoint
+  def attend(query_chunk: jax.Array) -> jax.Array:
+    return jnp.einsum("gij,gjl->gil", affinity(query_chunk, key).astype(value.dtype), value)
+
+  return jnp.moveaxis(jax.lax.map(attend, chunks), 0, 1).reshape(g, p, -1)
+
+
 class NonLocal(nn.Module):
   """Embedded-Gaussian non-local operation: (B, T, N, C) -> (B, T, N, features). See the module docstring.
 
@@ -59,8 +80,9 @@ class NonLocal(nn.Module):
     kind: one of `KINDS`.
     features: output channels of W_w.
     embed_ratio: L = round(embed_ratio * C), at least 1 (the paper uses C/2).
-    impl: `einsum` (explicit softmax) or `dot_product_attention` (`jax.nn.dot_product_attention`, scale 1, the
-      implementation left to XLA, which may pick a fused kernel on GPU). Both compute the same function.
+    impl: `einsum` (explicit softmax), `dot_product_attention` (`jax.nn.dot_product_attention`, scale 1, the
+      implementation left to XLA, which may pick a fused kernel on GPU) or `chunked` (`chunked_attention`, the
+      memory-saving one). All three compute the same function.
     dtype: the computation dtype (the softmax runs in float32).
   """
 
@@ -87,6 +109,8 @@ class NonLocal(nn.Module):
         self.sow("intermediates", "st_affinity", weights)
     if self.impl == "einsum":
       y = jnp.einsum("gij,gjl->gil", weights.astype(value.dtype), value)
+    elif self.impl == "chunked":
+      y = chunked_attention(query, key, value)
     else:
       # One attention head: (G, P, L) -> (G, P, 1, L).
       y = jax.nn.dot_product_attention(query[:, :, None], key[:, :, None], value[:, :, None], scale=1.0)[:, :, 0]
