@@ -32,9 +32,9 @@ def apply(config: ml_collections.ConfigDict, preset: str) -> ml_collections.Conf
     config.model.num_slnl_blocks = int(value)
   else:
     raise ValueError(
-        f"unknown ablation preset {preset!r}: expected loss_<{'|'.join(LOSSES)}>, "
-        f"fa_<{'|'.join(FREQUENCY_ATTENTION)}> or m1_<0..{len(config.model.channels)}> "
-        "(the number of SLnL blocks)"
+      f"unknown ablation preset {preset!r}: expected loss_<{'|'.join(LOSSES)}>, "
+      f"fa_<{'|'.join(FREQUENCY_ATTENTION)}> or m1_<0..{len(config.model.channels)}> "
+      "(the number of SLnL blocks)"
     )
   return config
 
@@ -42,9 +42,9 @@ def apply(config: ml_collections.ConfigDict, preset: str) -> ml_collections.Conf
 def studies(config: ml_collections.ConfigDict) -> dict[str, list[str]]:
   """Each table's presets for `config`: {"loss": Table 3, "frequency": Table 4, "affinity": Table 5}."""
   return {
-      "loss": [f"loss_{name}" for name in LOSSES],
-      "frequency": [f"fa_{name}" for name in FREQUENCY_ATTENTION],
-      "affinity": [f"m1_{k}" for k in range(len(config.model.channels) + 1)],
+    "loss": [f"loss_{name}" for name in LOSSES],
+    "frequency": [f"fa_{name}" for name in FREQUENCY_ATTENTION],
+    "affinity": [f"m1_{k}" for k in range(len(config.model.channels) + 1)],
   }
 
 
@@ -52,9 +52,7 @@ def get_config(config_string: str = "") -> ml_collections.ConfigDict:
   """`config_string` = "BASE[,PRESET...]", e.g. "msr_action3d,fa_none"."""
   base, *presets = [part.strip() for part in config_string.split(",")]
   if not base:
-    raise ValueError(
-        "name a base config and presets: --config=configs/ablations.py:msr_action3d,fa_none"
-    )
+    raise ValueError("name a base config and presets: --config=configs/ablations.py:msr_action3d,fa_none")
   try:
     module = importlib.import_module(f"configs.{base}")
   except ModuleNotFoundError as e:

@@ -37,16 +37,14 @@ class Checkpointer:
     if keep < 1:
       raise ValueError(f"config.train.keep_checkpoints must be >= 1, got {keep}")
     self.directory = pathlib.Path(directory).absolute()
-    policy = ocp.checkpoint_managers.AnyPreservationPolicy([
+    policy = ocp.checkpoint_managers.AnyPreservationPolicy(
+      [
         ocp.checkpoint_managers.LatestN(n=keep),
         # Only checkpoints saved with eval metrics compete for "best"; the others follow LatestN.
-        ocp.checkpoint_managers.BestN(
-            get_metric_fn=_best_fn, n=keep_best, keep_checkpoints_without_metrics=False
-        ),
-    ])
-    options = ocp.CheckpointManagerOptions(
-        best_fn=_best_fn, best_mode="max", preservation_policy=policy, create=True
+        ocp.checkpoint_managers.BestN(get_metric_fn=_best_fn, n=keep_best, keep_checkpoints_without_metrics=False),
+      ]
     )
+    options = ocp.CheckpointManagerOptions(best_fn=_best_fn, best_mode="max", preservation_policy=policy, create=True)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   def latest_step(self) -> int | None:
@@ -74,9 +72,9 @@ class Checkpointer:
       return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
     except Exception as e:  # orbax raises many types (ValueError, KeyError, OSError, ...) for bad files.
       raise CheckpointError(
-          f"cannot restore checkpoint {self.directory / str(step)}: {type(e).__name__}: {e}. "
-          "It is corrupt or was written with a different model config; delete that folder to resume "
-          "from an earlier checkpoint, or use another --workdir."
+        f"cannot restore checkpoint {self.directory / str(step)}: {type(e).__name__}: {e}. "
+        "It is corrupt or was written with a different model config; delete that folder to resume "
+        "from an earlier checkpoint, or use another --workdir."
       ) from e
 
   def wait(self) -> None:
@@ -110,7 +108,7 @@ class PreemptionWatcher:
   def reached(self, step: int) -> bool:
     """True once preemption was requested; call it after every step (on every process)."""
     if self._multihost:
-      return self._event.is_set() or ocp.multihost.reached_preemption(step)
+      return ocp.multihost.reached_preemption(step)
     return self._event.is_set()
 
   def close(self) -> None:

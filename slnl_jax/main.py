@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging as logging_lib
 import os
-import re
 import sys
 from collections.abc import Sequence
 
@@ -24,23 +23,21 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Path to a config file, e.g. configs/ntu60_xsub.py.", lock_config=True
+  "config", None, "Path to a config file, e.g. configs/ntu60_xsub.py.", lock_config=True
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and plots.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "predict"], "What to do.")
 _INPUT = flags.DEFINE_string("input", None, "--mode=predict: one raw skeleton file.")
 _CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", "best", "--mode=eval|predict: 'best' (by eval top-1), 'latest' or a step number."
+  "checkpoint", "best", "--mode=eval|predict: 'best' (by eval top-1), 'latest' or a step number."
 )
-_COORDINATOR = flags.DEFINE_string(
-    "coordinator_address", None, "Multi-host: host:port of process 0 (jax.distributed)."
-)
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0 (jax.distributed).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: index of this process.")
 _CACHE_DIR = flags.DEFINE_string(
-    "jax_cache_dir",
-    os.path.join(os.path.expanduser("~"), ".cache", "slnl_jax", "xla"),
-    "Persistent XLA compilation cache ('' disables it); repeated runs skip most compile time.",
+  "jax_cache_dir",
+  os.path.join(os.path.expanduser("~"), ".cache", "slnl_jax", "xla"),
+  "Persistent XLA compilation cache ('' disables it); repeated runs skip most compile time.",
 )
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -50,11 +47,14 @@ def _parse_flags(argv: list[str]) -> list[str]:
   try:
     return flags.FLAGS(argv)
   except (AttributeError, KeyError) as e:
-    match = re.search(r"'([^'\\]+)'", str(e))
-    name = match.group(1) if match else str(e)
+    # ml_collections raises AttributeError(KeyError("'key'\nDid you mean ...?")).
+    while e.args and isinstance(e.args[0], BaseException):
+      e = e.args[0]
+    message = str(e.args[0]) if e.args else str(e)
+    name, _, hint = message.partition("\n")
+    name = name.strip("'")
     overrides = [arg.split("=")[0] for arg in argv if arg.startswith("--config.")]
     culprit = next((arg for arg in overrides if name in arg.split(".")), ", ".join(overrides))
-    hint = str(e).split("\\n", 1)[1].rstrip("'\"") if "\\n" in str(e) else ""
     sys.exit(f"error: {culprit}: unknown config key {name!r}. {hint}".rstrip())
   except flags.Error as e:
     sys.exit(f"error: {e}\nPass --helpshort to see the flags.")
@@ -87,14 +87,14 @@ def main(argv: Sequence[str]) -> None:
     metrics = train.train_and_evaluate(config, workdir)
     if metrics:
       print(
-          f"final eval on {int(metrics['num_examples'])} examples: top-1 {100 * metrics['top1']:.2f}%, "
-          f"top-5 {100 * metrics['top5']:.2f}% (concat head)"
+        f"final eval on {int(metrics['num_examples'])} examples: top-1 {100 * metrics['top1']:.2f}%, "
+        f"top-5 {100 * metrics['top5']:.2f}% (concat head)"
       )
   elif _MODE.value == "eval":
     metrics = train.evaluate_checkpoint(config, workdir, _CHECKPOINT.value)
     print(
-        f"eval on {int(metrics['num_examples'])} examples: top-1 {100 * metrics['top1']:.2f}%, "
-        f"top-5 {100 * metrics['top5']:.2f}% (concat head)"
+      f"eval on {int(metrics['num_examples'])} examples: top-1 {100 * metrics['top1']:.2f}%, "
+      f"top-5 {100 * metrics['top5']:.2f}% (concat head)"
     )
   else:
     if not _INPUT.value:

@@ -29,9 +29,9 @@ def _launched_by_cluster() -> bool:
 
 
 def initialize_distributed(
-    coordinator_address: str | None = None,
-    num_processes: int | None = None,
-    process_id: int | None = None,
+  coordinator_address: str | None = None,
+  num_processes: int | None = None,
+  process_id: int | None = None,
 ) -> None:
   """Calls `jax.distributed.initialize` when there are several processes, else does nothing.
 
@@ -48,20 +48,20 @@ def initialize_distributed(
     return
   if explicit and (num_processes is None or process_id is None):
     raise ValueError(
-        "--coordinator_address needs --num_processes and --process_id as well "
-        f"(got num_processes={num_processes}, process_id={process_id})"
+      "--coordinator_address needs --num_processes and --process_id as well "
+      f"(got num_processes={num_processes}, process_id={process_id})"
     )
   # CPU devices of different processes talk through gloo; GPU/TPU backends ignore this setting.
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(
-      coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id
+    coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id
   )
   logging.info(
-      "process %d of %d, %d local / %d global devices",
-      jax.process_index(),
-      jax.process_count(),
-      jax.local_device_count(),
-      jax.device_count(),
+    "process %d of %d, %d local / %d global devices",
+    jax.process_index(),
+    jax.process_count(),
+    jax.local_device_count(),
+    jax.device_count(),
   )
 
 
@@ -71,9 +71,7 @@ def make_mesh() -> Mesh:
   The axis is `Auto` (the compiler propagates shardings from the jit's in/out shardings), not jax's newer
   `Explicit` default, under which every op of the model would need sharding-aware inputs.
   """
-  return jax.make_mesh(
-      (jax.device_count(),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,)
-  )
+  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
@@ -90,8 +88,8 @@ def check_batch_size(global_batch_size: int, what: str = "config.train.batch_siz
   """Raises when a global batch cannot be split evenly over processes and devices."""
   if global_batch_size % jax.device_count():
     raise ValueError(
-        f"{what}={global_batch_size} must be a multiple of the number of devices "
-        f"({jax.device_count()} over {jax.process_count()} process(es))"
+      f"{what}={global_batch_size} must be a multiple of the number of devices "
+      f"({jax.device_count()} over {jax.process_count()} process(es))"
     )
 
 
@@ -107,7 +105,4 @@ def shard_batch(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Ar
     Global `jax.Array`s of leading size global_batch, laid out by `batch_sharding(mesh)`.
   """
   sharding = batch_sharding(mesh)
-  return {
-      name: jax.make_array_from_process_local_data(sharding, np.asarray(value))
-      for name, value in batch.items()
-  }
+  return {name: jax.make_array_from_process_local_data(sharding, np.asarray(value)) for name, value in batch.items()}

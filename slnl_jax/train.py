@@ -48,26 +48,24 @@ class TrainState(train_state.TrainState):
   rng: jax.Array
 
 
-def create_learning_rate_fn(
-    config: ml_collections.ConfigDict, steps_per_epoch: int
-) -> optax.Schedule:
+def create_learning_rate_fn(config: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
   """lr * lr_decay ** epoch, constant within an epoch (Sec. 4.1)."""
   return optax.exponential_decay(
-      init_value=config.train.learning_rate,
-      transition_steps=steps_per_epoch,
-      decay_rate=config.train.lr_decay,
-      staircase=True,
+    init_value=config.train.learning_rate,
+    transition_steps=steps_per_epoch,
+    decay_rate=config.train.lr_decay,
+    staircase=True,
   )
 
 
 def create_optimizer(
-    config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule
+  config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule
 ) -> optax.GradientTransformation:
   """Adam on the gradient plus weight_decay * params (the paper's L2 weight decay, coupled)."""
   return optax.chain(
-      optax.add_decayed_weights(config.train.weight_decay),
-      optax.scale_by_adam(),
-      optax.scale_by_learning_rate(learning_rate_fn),
+    optax.add_decayed_weights(config.train.weight_decay),
+    optax.scale_by_adam(),
+    optax.scale_by_learning_rate(learning_rate_fn),
   )
 
 
@@ -78,10 +76,10 @@ def input_shape(config: ml_collections.ConfigDict, batch_size: int = 1) -> tuple
 
 
 def create_train_state(
-    config: ml_collections.ConfigDict,
-    model: models.SLnLrFA,
-    tx: optax.GradientTransformation,
-    mesh: jax.sharding.Mesh,
+  config: ml_collections.ConfigDict,
+  model: models.SLnLrFA,
+  tx: optax.GradientTransformation,
+  mesh: jax.sharding.Mesh,
 ) -> TrainState:
   """Initialises the model from `config.seed`, directly replicated over `mesh`."""
 
@@ -90,11 +88,11 @@ def create_train_state(
     x = jnp.zeros(input_shape(config), jnp.float32)
     variables = model.init({"params": params_rng, "dropout": dropout_rng}, x, train=False)
     return TrainState.create(
-        apply_fn=model.apply,
-        params=variables["params"],
-        batch_stats=variables.get("batch_stats", {}),
-        tx=tx,
-        rng=state_rng,
+      apply_fn=model.apply,
+      params=variables["params"],
+      batch_stats=variables.get("batch_stats", {}),
+      tx=tx,
+      rng=state_rng,
     )
 
   # A raw uint32 key (not a typed key array) so that orbax saves it like any other array.
@@ -102,11 +100,11 @@ def create_train_state(
 
 
 def train_step(
-    state: TrainState,
-    batch: Batch,
-    *,
-    loss_fn: losses.LossFn,
-    learning_rate_fn: optax.Schedule,
+  state: TrainState,
+  batch: Batch,
+  *,
+  loss_fn: losses.LossFn,
+  learning_rate_fn: optax.Schedule,
 ) -> tuple[TrainState, Metrics]:
   """One optimiser step on a global batch; metrics are means over the whole batch.
 
@@ -117,11 +115,11 @@ def train_step(
 
   def compute_loss(params):
     outputs, updates = state.apply_fn(
-        {"params": params, "batch_stats": state.batch_stats},
-        batch["skeleton"],
-        train=True,
-        rngs={"dropout": dropout_rng},
-        mutable=["batch_stats"],
+      {"params": params, "batch_stats": state.batch_stats},
+      batch["skeleton"],
+      train=True,
+      rngs={"dropout": dropout_rng},
+      mutable=["batch_stats"],
     )
     total, per_head = losses.multitask_loss(outputs, batch["label"], loss_fn)
     return total, (outputs, per_head, updates["batch_stats"])
@@ -129,9 +127,9 @@ def train_step(
   grads, (outputs, per_head, batch_stats) = jax.grad(compute_loss, has_aux=True)(state.params)
   new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
   metrics = {
-      "loss": sum(per_head.values()),
-      "grad_norm": optax.global_norm(grads),
-      "learning_rate": learning_rate_fn(state.step),
+    "loss": sum(per_head.values()),
+    "grad_norm": optax.global_norm(grads),
+    "learning_rate": learning_rate_fn(state.step),
   }
   for head, logits in outputs.items():
     metrics[f"{head}_loss"] = per_head[head]
@@ -139,18 +137,14 @@ def train_step(
   return new_state, metrics
 
 
-def eval_step(
-    state: TrainState, batch: Batch, *, loss_fn: losses.LossFn, num_classes: int
-) -> Metrics:
+def eval_step(state: TrainState, batch: Batch, *, loss_fn: losses.LossFn, num_classes: int) -> Metrics:
   """Sums over the real (mask True) examples of a padded batch, to be added up over the eval split.
 
   Returns:
     {"count", "<head>_loss" (sum), "<head>_top1", "<head>_top5" (numbers correct), "confusion" (K, K) counts
     of (true label, concat-head prediction)}.
   """
-  outputs = state.apply_fn(
-      {"params": state.params, "batch_stats": state.batch_stats}, batch["skeleton"], train=False
-  )
+  outputs = state.apply_fn({"params": state.params, "batch_stats": state.batch_stats}, batch["skeleton"], train=False)
   labels, mask = batch["label"], batch["mask"]
   sums = {"count": jnp.sum(mask, dtype=jnp.int32)}
   for head, logits in outputs.items():
@@ -162,31 +156,31 @@ def eval_step(
     sums[f"{head}_top5"] = jnp.sum(top5 & mask, dtype=jnp.int32)
   predictions = jnp.argmax(outputs["concat"], -1)
   sums["confusion"] = (
-      jnp.zeros((num_classes, num_classes), jnp.int32).at[labels, predictions].add(mask.astype(jnp.int32))
+    jnp.zeros((num_classes, num_classes), jnp.int32).at[labels, predictions].add(mask.astype(jnp.int32))
   )
   return sums
 
 
 def jit_train_step(
-    mesh: jax.sharding.Mesh, loss_fn: losses.LossFn, learning_rate_fn: optax.Schedule
+  mesh: jax.sharding.Mesh, loss_fn: losses.LossFn, learning_rate_fn: optax.Schedule
 ) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
   """`train_step` compiled for a batch split over the data axis and a replicated, donated state."""
   return jax.jit(
-      functools.partial(train_step, loss_fn=loss_fn, learning_rate_fn=learning_rate_fn),
-      in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
-      out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
-      donate_argnums=(0,),
+    functools.partial(train_step, loss_fn=loss_fn, learning_rate_fn=learning_rate_fn),
+    in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
+    out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
+    donate_argnums=(0,),
   )
 
 
 def jit_eval_step(
-    mesh: jax.sharding.Mesh, loss_fn: losses.LossFn, num_classes: int
+  mesh: jax.sharding.Mesh, loss_fn: losses.LossFn, num_classes: int
 ) -> Callable[[TrainState, Batch], Metrics]:
   """`eval_step` compiled for a batch split over the data axis; the sums come back replicated."""
   return jax.jit(
-      functools.partial(eval_step, loss_fn=loss_fn, num_classes=num_classes),
-      in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
-      out_shardings=sharding.replicated(mesh),
+    functools.partial(eval_step, loss_fn=loss_fn, num_classes=num_classes),
+    in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
+    out_shardings=sharding.replicated(mesh),
   )
 
 
@@ -199,10 +193,10 @@ class EvalResult:
 
 
 def evaluate(
-    eval_step_fn: Callable[[TrainState, Batch], Metrics],
-    state: TrainState,
-    batches: Iterable[Mapping[str, np.ndarray]],
-    mesh: jax.sharding.Mesh,
+  eval_step_fn: Callable[[TrainState, Batch], Metrics],
+  state: TrainState,
+  batches: Iterable[Mapping[str, np.ndarray]],
+  mesh: jax.sharding.Mesh,
 ) -> EvalResult:
   """Runs `eval_step_fn` over every batch and turns the sums into top-1 / top-5 / mean loss per head."""
   totals = None
@@ -240,7 +234,7 @@ class MetricsLog:
   def __init__(self, workdir: pathlib.Path):
     self._primary = jax.process_index() == 0
     self._writer = metric_writers.create_default_writer(
-        str(workdir), just_logging=not self._primary, asynchronous=False
+      str(workdir), just_logging=not self._primary, asynchronous=False
     )
     self._path = workdir / "metrics.jsonl"
 
@@ -275,21 +269,20 @@ def load_data(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Data:
   """
   data = config.dataset
   builder = builders.build(
-      data.name,
-      manual_dir=os.path.expanduser(data.manual_dir) if data.manual_dir else None,
-      data_dir=os.path.expanduser(data.data_dir) if data.data_dir else os.fspath(workdir / "tfds"),
+    data.name,
+    manual_dir=os.path.expanduser(data.manual_dir) if data.manual_dir else None,
+    data_dir=os.path.expanduser(data.data_dir) if data.data_dir else os.fspath(workdir / "tfds"),
   )
   class_names = list(builder.info.features["label"].names)
   if len(class_names) != data.num_classes:
     raise ValueError(
-        f"dataset {data.name!r} has {len(class_names)} classes but config.dataset.num_classes is "
-        f"{data.num_classes}"
+      f"dataset {data.name!r} has {len(class_names)} classes but config.dataset.num_classes is {data.num_classes}"
     )
   return Data(
-      train=builder.as_dataset(split="train", shuffle_files=False),
-      test=builder.as_dataset(split="test", shuffle_files=False),
-      num_train=builder.info.splits["train"].num_examples,
-      class_names=class_names,
+    train=builder.as_dataset(split="train", shuffle_files=False),
+    test=builder.as_dataset(split="test", shuffle_files=False),
+    num_train=builder.info.splits["train"].num_examples,
+    class_names=class_names,
   )
 
 
@@ -298,16 +291,15 @@ def steps_per_epoch(config: ml_collections.ConfigDict, num_train: int) -> int:
   available = num_train // config.train.batch_size
   if available == 0:
     raise ValueError(
-        f"the train split has {num_train} examples, fewer than config.train.batch_size="
-        f"{config.train.batch_size}"
+      f"the train split has {num_train} examples, fewer than config.train.batch_size={config.train.batch_size}"
     )
   requested = config.train.steps_per_epoch
   if requested <= 0:
     return available
   if requested > available:
     raise ValueError(
-        f"config.train.steps_per_epoch={requested} exceeds the {available} full batches of the train "
-        f"split ({num_train} examples, batch {config.train.batch_size})"
+      f"config.train.steps_per_epoch={requested} exceeds the {available} full batches of the train "
+      f"split ({num_train} examples, batch {config.train.batch_size})"
     )
   return requested
 
@@ -319,16 +311,14 @@ class NonFiniteLossError(FloatingPointError):
 def _check_finite(metrics: Mapping[str, Any], step: int, checkpoint: str) -> None:
   """Raises unless every head's loss and the gradient (hence the new parameters) are finite."""
   problems = [
-      f"the {head!r} head's loss is {loss}"
-      for head in HEADS
-      if not np.isfinite(loss := float(metrics[f"{head}_loss"]))
+    f"the {head!r} head's loss is {loss}" for head in HEADS if not np.isfinite(loss := float(metrics[f"{head}_loss"]))
   ]
   if not np.isfinite(metrics["grad_norm"]):
     problems.append(f"the gradient norm is {float(metrics['grad_norm'])}")
   if problems:
     raise NonFiniteLossError(
-        f"non-finite training loss at step {step}: {'; '.join(problems)}. Training stopped without "
-        f"saving this step; {checkpoint}. Lower config.train.learning_rate, or use config.dtype='float32'."
+      f"non-finite training loss at step {step}: {'; '.join(problems)}. Training stopped without "
+      f"saving this step; {checkpoint}. Lower config.train.learning_rate, or use config.dtype='float32'."
     )
 
 
@@ -351,7 +341,7 @@ class _Mean:
 
 
 def _initial_state(
-    config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule, mesh: jax.sharding.Mesh
+  config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule, mesh: jax.sharding.Mesh
 ) -> TrainState:
   model = models.create_model(config)
   return create_train_state(config, model, create_optimizer(config, learning_rate_fn), mesh)
@@ -359,9 +349,9 @@ def _initial_state(
 
 def _checkpointer(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> checkpointing.Checkpointer:
   return checkpointing.Checkpointer(
-      workdir / "checkpoints",
-      keep=config.train.keep_checkpoints,
-      keep_best=config.train.keep_best_checkpoints,
+    workdir / "checkpoints",
+    keep=config.train.keep_checkpoints,
+    keep_best=config.train.keep_best_checkpoints,
   )
 
 
@@ -372,7 +362,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   (confusion matrix, per-class accuracy). Stops early, after saving, on SIGTERM.
 
   Returns:
-    The last evaluation's metrics ({} when stopped before the first evaluation).
+    The last evaluation's metrics ({} when preempted).
 
   Raises:
     NonFiniteLossError: a head's loss became NaN/Inf (the last good checkpoint is kept).
@@ -403,64 +393,71 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     logging.info("resumed from %s", checkpoints.directory / str(latest))
   step = int(jax.device_get(state.step))
   logging.info(
-      "%d devices, %d steps per epoch of %d examples, %d steps to go",
-      jax.device_count(),
-      spe,
-      config.train.batch_size,
-      max(total_steps - step, 0),
+    "%d devices, %d steps per epoch of %d examples, %d steps to go",
+    jax.device_count(),
+    spe,
+    config.train.batch_size,
+    max(total_steps - step, 0),
   )
   log = MetricsLog(workdir)
   preemption = checkpointing.PreemptionWatcher()
   eval_metrics: dict[str, float] = {}
   try:
+    if step >= total_steps:  # already trained: report the final model again
+      logging.info("training already finished at step %d", step)
+      epoch = max(step - 1, 0) // spe
+      eval_metrics = _evaluate_and_log(config, p_eval_step, state, data, mesh, workdir, log, step, epoch)
     while step < total_steps:
       epoch, done_in_epoch = divmod(step, spe)
       epoch_steps = min(spe, total_steps - epoch * spe)
       ds = input_pipeline.train_dataset(
-          data.train,
-          config=config,
-          global_batch_size=config.train.batch_size,
-          seed=config.seed,
-          epoch=epoch,
-          process_index=jax.process_index(),
-          process_count=jax.process_count(),
+        data.train,
+        config=config,
+        global_batch_size=config.train.batch_size,
+        seed=config.seed,
+        epoch=epoch,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
       )
       ds = ds.take(epoch_steps).skip(done_in_epoch)
       running = _Mean()
-      bar = tqdm(
-          total=epoch_steps,
-          initial=done_in_epoch,
-          desc=f"epoch {epoch + 1}/{config.train.num_epochs}",
-          disable=jax.process_index() != 0,
-          unit="step",
-      )
-      for batch in input_pipeline.as_numpy(ds):
-        state, metrics = p_train_step(state, sharding.shard_batch(batch, mesh))
-        metrics = jax.device_get(metrics)
-        step += 1
-        last = checkpoints.latest_step()
-        _check_finite(
+      with tqdm(
+        total=epoch_steps,
+        initial=done_in_epoch,
+        desc=f"epoch {epoch + 1}/{config.train.num_epochs}",
+        disable=jax.process_index() != 0,
+        unit="step",
+      ) as bar:
+        for batch in input_pipeline.as_numpy(ds):
+          state, metrics = p_train_step(state, sharding.shard_batch(batch, mesh))
+          metrics = jax.device_get(metrics)
+          step += 1
+          last = checkpoints.latest_step()
+          _check_finite(
             metrics,
             step,
             f"the last good checkpoint is {checkpoints.directory / str(last)}"
             if last is not None
             else "no checkpoint was saved yet",
+          )
+          running.add(metrics)
+          bar.update()
+          bar.set_postfix(loss=f"{float(metrics['loss']):.4f}")
+          epoch_end = step == epoch * spe + epoch_steps
+          if step % config.train.log_every_steps == 0 or epoch_end:
+            log.write(step, epoch, "train", running.pop())
+          if epoch_end:
+            break
+          if preemption.reached(step):
+            checkpoints.save(state)
+            logging.warning("preempted: saved step %d; run the same command again to resume", step)
+            return {}
+          if step % config.train.checkpoint_every_steps == 0:
+            checkpoints.save(state)
+      if step != epoch * spe + epoch_steps:
+        raise RuntimeError(
+          f"epoch {epoch} of the train split ended after step {step}, expected {epoch * spe + epoch_steps}"
         )
-        running.add(metrics)
-        bar.update()
-        bar.set_postfix(loss=f"{float(metrics['loss']):.4f}")
-        epoch_end = step == epoch * spe + epoch_steps
-        if step % config.train.log_every_steps == 0 or epoch_end:
-          log.write(step, epoch, "train", running.pop())
-        if epoch_end:
-          break
-        if preemption.reached(step):
-          checkpoints.save(state)
-          logging.warning("preempted: saved step %d; run the same command again to resume", step)
-          return eval_metrics
-        if step % config.train.checkpoint_every_steps == 0:
-          checkpoints.save(state)
-      bar.close()
 
       epochs_done = epoch + 1
       if epochs_done % config.train.eval_every_epochs == 0 or step == total_steps:
@@ -470,7 +467,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         checkpoints.save(state)
       if preemption.reached(step):
         logging.warning("preempted: saved step %d; run the same command again to resume", step)
-        return eval_metrics
+        return {}
   finally:
     checkpoints.wait()
     checkpoints.close()
@@ -480,23 +477,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 
 
 def _evaluate_and_log(
-    config: ml_collections.ConfigDict,
-    p_eval_step: Callable[[TrainState, Batch], Metrics],
-    state: TrainState,
-    data: Data,
-    mesh: jax.sharding.Mesh,
-    workdir: pathlib.Path,
-    log: MetricsLog,
-    step: int,
-    epoch: int,
+  config: ml_collections.ConfigDict,
+  p_eval_step: Callable[[TrainState, Batch], Metrics],
+  state: TrainState,
+  data: Data,
+  mesh: jax.sharding.Mesh,
+  workdir: pathlib.Path,
+  log: MetricsLog,
+  step: int,
+  epoch: int,
 ) -> dict[str, float]:
   start = time.perf_counter()
   batches = input_pipeline.eval_dataset(
-      data.test,
-      config=config,
-      global_batch_size=config.train.eval_batch_size,
-      process_index=jax.process_index(),
-      process_count=jax.process_count(),
+    data.test,
+    config=config,
+    global_batch_size=config.train.eval_batch_size,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
   )
   result = evaluate(p_eval_step, state, input_pipeline.as_numpy(batches), mesh)
   log.write(step, epoch, "eval", result.metrics)
@@ -504,21 +501,20 @@ def _evaluate_and_log(
     save_eval_artifacts(result, data.class_names, workdir / "eval")
   m = result.metrics
   logging.info(
-      "step %d eval on %d examples (%.1fs): top-1 %.2f%% top-5 %.2f%% (concat head); position %.2f%%, "
-      "velocity %.2f%%",
-      step,
-      int(m["num_examples"]),
-      time.perf_counter() - start,
-      100 * m["concat_top1"],
-      100 * m["concat_top5"],
-      100 * m["position_top1"],
-      100 * m["velocity_top1"],
+    "step %d eval on %d examples (%.1fs): top-1 %.2f%% top-5 %.2f%% (concat head); position %.2f%%, velocity %.2f%%",
+    step,
+    int(m["num_examples"]),
+    time.perf_counter() - start,
+    100 * m["concat_top1"],
+    100 * m["concat_top5"],
+    100 * m["position_top1"],
+    100 * m["velocity_top1"],
   )
   return result.metrics
 
 
 def _restore_for_inference(
-    config: ml_collections.ConfigDict, workdir: pathlib.Path, checkpoint: str, mesh: jax.sharding.Mesh
+  config: ml_collections.ConfigDict, workdir: pathlib.Path, checkpoint: str, mesh: jax.sharding.Mesh
 ) -> TrainState:
   """The train state of checkpoint "best" | "latest" | "<step>" (the schedule does not matter here)."""
   state = _initial_state(config, create_learning_rate_fn(config, 1), mesh)
@@ -541,7 +537,7 @@ def _restore_for_inference(
 
 
 def evaluate_checkpoint(
-    config: ml_collections.ConfigDict, workdir: str | os.PathLike, checkpoint: str = "best"
+  config: ml_collections.ConfigDict, workdir: str | os.PathLike, checkpoint: str = "best"
 ) -> dict[str, float]:
   """Evaluates checkpoint "best" | "latest" | "<step>" of `workdir` on the test split (--mode=eval)."""
   workdir = pathlib.Path(workdir)
@@ -568,24 +564,24 @@ def prepare_clip(skeleton: np.ndarray, config: ml_collections.ConfigDict) -> np.
   num_frames, num_persons, joints, channels = skeleton.shape
   if (joints, channels) != (data.num_joints, data.num_channels):
     raise ValueError(
-        f"the clip has {joints} joints x {channels} channels but the config's model expects "
-        f"{data.num_joints} x {data.num_channels}"
+      f"the clip has {joints} joints x {channels} channels but the config's model expects "
+      f"{data.num_joints} x {data.num_channels}"
     )
   skeleton = skeleton[:, : data.num_persons]
   if num_persons < data.num_persons:
     skeleton = np.pad(skeleton, ((0, 0), (0, data.num_persons - num_persons), (0, 0), (0, 0)))
   clip = input_pipeline.crop_and_resize(
-      skeleton, num_frames, out_frames=data.num_frames, ratio=data.eval_crop, offset_fraction=0.5
+    skeleton, num_frames, out_frames=data.num_frames, ratio=data.eval_crop, offset_fraction=0.5
   )
   return np.asarray(clip).transpose(1, 0, 2, 3)[None]
 
 
 def predict(
-    config: ml_collections.ConfigDict,
-    workdir: str | os.PathLike,
-    path: str | os.PathLike,
-    checkpoint: str = "best",
-    top_k: int = 5,
+  config: ml_collections.ConfigDict,
+  workdir: str | os.PathLike,
+  path: str | os.PathLike,
+  checkpoint: str = "best",
+  top_k: int = 5,
 ) -> list[tuple[str, float]]:
   """The `top_k` (class name, probability) of the concat head for one raw skeleton file (--mode=predict)."""
   workdir = pathlib.Path(workdir)

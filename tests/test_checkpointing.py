@@ -18,11 +18,11 @@ def small_state(seed: int = 0, step: int = 0) -> train.TrainState:
   model = nn.Dense(3)
   variables = model.init(jax.random.PRNGKey(seed), jnp.zeros((1, 4)))
   state = train.TrainState.create(
-      apply_fn=model.apply,
-      params=variables["params"],
-      batch_stats={"mean": jnp.arange(3.0) + seed},
-      tx=optax.adam(1e-3),
-      rng=jax.random.PRNGKey(seed + 100),
+    apply_fn=model.apply,
+    params=variables["params"],
+    batch_stats={"mean": jnp.arange(3.0) + seed},
+    tx=optax.adam(1e-3),
+    rng=jax.random.PRNGKey(seed + 100),
   )
   return state.replace(step=jnp.asarray(step, jnp.int32))
 

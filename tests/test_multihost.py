@@ -56,8 +56,8 @@ def tiny_config():
 def global_batch():
   rng = np.random.default_rng(1)
   return {
-      "skeleton": rng.normal(size=(4, 2, 8, 25, 3)).astype(np.float32),
-      "label": np.array([1, 2, 6, 7], np.int32),
+    "skeleton": rng.normal(size=(4, 2, 8, 25, 3)).astype(np.float32),
+    "label": np.array([1, 2, 6, 7], np.int32),
   }
 
 
@@ -89,15 +89,15 @@ def test_two_processes_equal_one(tmp_path):
   env.pop("XLA_FLAGS", None)
   port = str(_free_port())
   workers = [
-      subprocess.Popen(
-          [sys.executable, "-c", code, str(i), port, str(tmp_path)],
-          cwd=REPO_ROOT,
-          env=env,
-          stdout=subprocess.PIPE,
-          stderr=subprocess.STDOUT,
-          text=True,
-      )
-      for i in range(2)
+    subprocess.Popen(
+      [sys.executable, "-c", code, str(i), port, str(tmp_path)],
+      cwd=REPO_ROOT,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+    )
+    for i in range(2)
   ]
   outputs = []
   try:

@@ -101,11 +101,11 @@ def test_committed_notebook_has_no_outputs_and_one_parameters_cell():
     assert re.search(rf"^{name} = ", parameters, re.MULTILINE), name
 
 
-def _demo_test_clips(workdir: pathlib.Path) -> int:
-  """Test clips of the generated demo files, by the cross-subject rule applied to their names (Pppp)."""
-  files = list((workdir / "tfds").rglob("*.skeleton"))
-  assert files, f"no demo .skeleton files under {workdir / 'tfds'}"
-  return sum(int(re.search(r"P(\d{3})", path.name)[1]) not in XSUB_TRAIN_PERFORMERS for path in files)
+def _demo_test_split(workdir: pathlib.Path) -> list[str]:
+  """Names of the generated demo files in the test split, by the cross-subject rule on their performer (Pppp)."""
+  names = [path.name for path in (workdir / "tfds").rglob("*.skeleton")]
+  assert names, f"no demo .skeleton files under {workdir / 'tfds'}"
+  return [name for name in names if int(re.search(r"P(\d{3})", name)[1]) not in XSUB_TRAIN_PERFORMERS]
 
 
 @pytest.mark.slow
@@ -121,7 +121,8 @@ def test_kernel_is_this_interpreter_and_devices_are_printed(run):
 @pytest.mark.slow
 def test_evaluation_accuracy_and_confusion_matrix(run):
   nb, workdir, probe = run
-  num_test = _demo_test_clips(workdir)
+  test_split = _demo_test_split(workdir)
+  num_test = len(test_split)
   text = _stdout(_cell(nb, "evaluate"))
   assert re.search(rf"^{num_test} test clips$", text, re.MULTILINE), text
   top1 = float(re.search(r"top-1 accuracy \(concat head, the model's prediction\): ([0-9.]+)$", text, re.MULTILINE)[1])
@@ -134,10 +135,8 @@ def test_evaluation_accuracy_and_confusion_matrix(run):
   assert confusion.sum() == num_test == probe["num_test"]
   assert np.trace(confusion) / num_test == pytest.approx(top1, abs=5e-5)  # printed with 4 decimals
   # Rows are true classes: each row holds that class's test clips, counted here from the action ids (Aaaa).
-  names = [p.name for p in (workdir / "tfds").rglob("*.skeleton")]
-  in_test = [f for f in names if int(re.search(r"P(\d{3})", f)[1]) not in XSUB_TRAIN_PERFORMERS]
   for k in range(num_classes):
-    assert confusion[k].sum() == sum(int(re.search(r"A(\d{3})", f)[1]) == k + 1 for f in in_test)
+    assert confusion[k].sum() == sum(int(re.search(r"A(\d{3})", name)[1]) == k + 1 for name in test_split)
   expected = [None if row.sum() == 0 else row[k] / row.sum() for k, row in enumerate(confusion)]
   assert probe["per_class_accuracy"] == pytest.approx(expected)
 

@@ -71,7 +71,7 @@ def test_sharded_step_equals_single_device_step():
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
   code = f"CACHE = {str(REPO_ROOT / '.jax_cache')!r}\n" + TWO_DEVICES
   result = subprocess.run(
-      [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
+    [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
   )
   assert result.returncode == 0, result.stderr[-5000:]
   assert result.stdout.strip().endswith("OK")

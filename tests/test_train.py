@@ -113,11 +113,11 @@ def test_overfits_a_real_batch(shared_data):
 
 def _examples(skeletons, labels):
   return tf.data.Dataset.from_tensor_slices(
-      {
-          "skeleton": skeletons,
-          "label": np.asarray(labels, np.int64),
-          "num_frames": np.full(len(labels), skeletons.shape[1], np.int32),
-      }
+    {
+      "skeleton": skeletons,
+      "label": np.asarray(labels, np.int64),
+      "num_frames": np.full(len(labels), skeletons.shape[1], np.int32),
+    }
   )
 
 
@@ -162,10 +162,10 @@ def _final_params(config, workdir):
   step = checkpoints.latest_step()
   mesh = sharding.make_mesh()
   target = train.create_train_state(
-      config,
-      models.create_model(config),
-      train.create_optimizer(config, train.create_learning_rate_fn(config, 1)),
-      mesh,
+    config,
+    models.create_model(config),
+    train.create_optimizer(config, train.create_learning_rate_fn(config, 1)),
+    mesh,
   )
   state = checkpoints.restore(target, step)
   checkpoints.close()
@@ -238,3 +238,19 @@ def test_prepare_clip_pads_persons_and_checks_joints():
   with pytest.raises(ValueError, match="20 joints x 3 channels but the config's model expects 25 x 3"):
     train.prepare_clip(np.zeros((5, 1, 20, 3), np.float32), config)
 
+
+def test_bfloat16_compute_keeps_float32_params_and_loss():
+  config = tiny_config(num_classes=8)
+  config.dtype = "bfloat16"
+  mesh = sharding.make_mesh()
+  learning_rate_fn = train.create_learning_rate_fn(config, 10)
+  model = models.create_model(config)
+  state = train.create_train_state(config, model, train.create_optimizer(config, learning_rate_fn), mesh)
+  rng = np.random.default_rng(0)
+  batch = {"skeleton": rng.normal(size=(4, 2, 8, 25, 3)).astype(np.float32), "label": np.arange(4, dtype=np.int32)}
+  state, metrics = train.jit_train_step(mesh, losses.get_loss_fn(config.loss), learning_rate_fn)(
+    state, sharding.shard_batch(batch, mesh)
+  )
+  assert {leaf.dtype for leaf in jax.tree.leaves(state.params)} == {jnp.dtype(jnp.float32)}
+  assert metrics["loss"].dtype == jnp.float32
+  assert np.isfinite(float(metrics["loss"]))

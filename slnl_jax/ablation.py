@@ -1,0 +1,274 @@
+"""The paper's ablation studies (Tables 3-5) as one resumable run of many trainings.
+
+Every variant is the base config plus ablation presets (configs/ablations.py names them: `loss_smce`,
+`fa_none`, `m1_0`, ...). Variants that come out as the same config (e.g. the SMFL row of Table 3 and the rFA
+row of Table 4 are both the full model) share one training run per seed. Each run trains in its own workdir,
+`<dir>/runs/<loss>-<frequency attention>-m1_<M1>/seed_<seed>`, and leaves `result.json` there once its last
+evaluation is logged; a run with that file is never trained again, an unfinished one resumes from its
+latest checkpoint (slnl_jax/train.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import ml_collections
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from tqdm import tqdm
+
+from slnl_jax import train, visualize
+
+RESULT_FILE = "result.json"
+ApplyPreset = Callable[[ml_collections.ConfigDict, str], ml_collections.ConfigDict]
+TrainFn = Callable[[ml_collections.ConfigDict, pathlib.Path], Mapping[str, float]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """One row of a table: a label and the presets applied to the base config (none: the base = full model)."""
+
+  label: str
+  presets: tuple[str, ...] = ()
+
+
+# Tables 3-5 of the paper, each relative to the base config (the full SLnL-rFA + SMFL model), plus the
+# paper's Baseline1 (local blocks only, cross-entropy) beside the full model.
+STUDIES: dict[str, tuple[Variant, ...]] = {
+  "loss": (
+    Variant("CE (Eq. 12)", ("loss_cross_entropy",)),
+    Variant("FL (Eq. 15)", ("loss_focal_loss",)),
+    Variant("SMCE (Eq. 13)", ("loss_smce",)),
+    Variant("SMFL (Eq. 16)", ("loss_smfl",)),
+  ),
+  "frequency": (
+    Variant("no FA", ("fa_none",)),
+    Variant("amplitude FA", ("fa_amplitude",)),
+    Variant("shared FA", ("fa_shared",)),
+    Variant("dependent FA", ("fa_dependent",)),
+    Variant("rFA (residual)", ("fa_residual",)),
+  ),
+  "affinity": (
+    Variant("local only (M1 = 0)", ("m1_0",)),
+    Variant("SLnL (M1 of the base config)"),
+  ),
+  "baseline": (
+    Variant("Baseline1: local only + CE", ("m1_0", "loss_cross_entropy")),
+    Variant("SLnL-rFA + SMFL (full model)"),
+  ),
+}
+TITLES = {
+  "loss": "Table 3: loss function",
+  "frequency": "Table 4: frequency attention",
+  "affinity": "Table 5: local vs synchronous local and non-local (SLnL) blocks",
+  "baseline": "Full model vs Baseline1",
+}
+# What --study=all runs, in the order the tables are written.
+ALL = ("baseline", "loss", "frequency", "affinity")
+
+
+def variant_config(
+  base: ml_collections.ConfigDict, variant: Variant, seed: int, apply_preset: ApplyPreset
+) -> ml_collections.ConfigDict:
+  """A copy of `base` with the variant's presets applied and `seed` set."""
+  config = ml_collections.ConfigDict(base.to_dict())
+  for preset in variant.presets:
+    apply_preset(config, preset)
+  config.seed = seed
+  return config
+
+
+def run_key(config: ml_collections.ConfigDict) -> str:
+  """The directory name of a variant: the three settings the ablations change, so equal configs share runs."""
+  return f"{config.loss.name}-{config.model.frequency_attention}-m1_{config.model.num_slnl_blocks}"
+
+
+def run_dir(root: pathlib.Path, config: ml_collections.ConfigDict) -> pathlib.Path:
+  return root / "runs" / run_key(config) / f"seed_{config.seed}"
+
+
+def _last_eval(metrics_path: pathlib.Path) -> dict | None:
+  if not metrics_path.exists():
+    return None
+  evals = [r for r in visualize.read_metrics(metrics_path) if r.get("split") == "eval"]
+  return evals[-1] if evals else None
+
+
+def _total_steps(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> int:
+  """The global step at which `train.train_and_evaluate` stops (and evaluates a last time)."""
+  steps = config.train.num_epochs * train.steps_per_epoch(config, train.load_data(config, workdir).num_train)
+  return min(steps, config.train.max_steps) if config.train.max_steps > 0 else steps
+
+
+def run_once(config: ml_collections.ConfigDict, workdir: pathlib.Path, train_fn: TrainFn) -> dict:
+  """Trains one variant/seed unless `workdir/result.json` exists; returns that file's content.
+
+  The result is the last evaluation in `workdir/metrics.jsonl` once it is at the final step; a run stopped
+  earlier (SIGTERM) raises, and rerunning resumes it. `wall_s` is the time this tool spent training it
+  (summed over resumptions).
+
+  Raises:
+    RuntimeError: the run stopped before its final step.
+  """
+  result_path = workdir / RESULT_FILE
+  if result_path.exists():
+    return json.loads(result_path.read_text())
+  workdir.mkdir(parents=True, exist_ok=True)
+  spent_path = workdir / "wall_s.txt"  # survives an interrupted run so that resumptions add up
+  start = time.perf_counter()
+  train_fn(config, workdir)
+  wall_s = time.perf_counter() - start + (float(spent_path.read_text()) if spent_path.exists() else 0.0)
+  spent_path.write_text(f"{wall_s}\n")
+  last = _last_eval(workdir / "metrics.jsonl")
+  total = _total_steps(config, workdir)
+  if last is None or last["step"] != total:
+    raise RuntimeError(
+      f"{workdir}: training stopped at step {None if last is None else last['step']} before its final "
+      f"step {total} (preempted?); run the same command again to resume it"
+    )
+  result = {"top1": last["top1"], "top5": last["top5"], "step": total, "seed": config.seed, "wall_s": wall_s}
+  result_path.write_text(json.dumps(result, indent=2) + "\n")
+  return result
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  """One variant's top-1 accuracies (fractions) by seed and its mean training wall time."""
+
+  label: str
+  key: str
+  top1_by_seed: dict[int, float]
+  wall_s: float
+
+  @property
+  def mean(self) -> float:
+    return float(np.mean(list(self.top1_by_seed.values())))
+
+  @property
+  def std(self) -> float:
+    """Sample standard deviation over seeds (ddof = 1); NaN for a single seed."""
+    values = list(self.top1_by_seed.values())
+    return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+
+
+def run_study(
+  base: ml_collections.ConfigDict,
+  studies: Sequence[str],
+  seeds: Sequence[int],
+  root: pathlib.Path,
+  apply_preset: ApplyPreset,
+  train_fn: TrainFn = train.train_and_evaluate,
+) -> dict[str, list[Row]]:
+  """Trains every (variant, seed) of `studies` not yet finished under `root` and returns the rows per study."""
+  unknown = [s for s in studies if s not in STUDIES]
+  if unknown:
+    raise ValueError(f"unknown studies {unknown}: choose from {list(STUDIES)}")
+  configs = {
+    (study, i, seed): variant_config(base, variant, seed, apply_preset)
+    for study in studies
+    for i, variant in enumerate(STUDIES[study])
+    for seed in seeds
+  }
+  unique = {run_dir(root, c): c for c in configs.values()}
+  results = {}
+  with tqdm(total=len(unique), desc="ablation runs", unit="run") as bar:
+    for workdir, config in unique.items():
+      bar.set_postfix_str(f"{run_key(config)} seed {config.seed}")
+      results[workdir] = run_once(config, workdir, train_fn)
+      bar.update()
+  tables = {}
+  for study in studies:
+    rows = []
+    for i, variant in enumerate(STUDIES[study]):
+      runs = [results[run_dir(root, configs[study, i, seed])] for seed in seeds]
+      rows.append(
+        Row(
+          label=variant.label,
+          key=run_key(configs[study, i, seeds[0]]),
+          top1_by_seed={seed: r["top1"] for seed, r in zip(seeds, runs, strict=True)},
+          wall_s=float(np.mean([r["wall_s"] for r in runs])),
+        )
+      )
+    tables[study] = rows
+  return tables
+
+
+def _percent(value: float) -> str:
+  return f"{100 * value:.2f}"
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+  """A Markdown table: variant, run directory, top-1 mean +- sample std over seeds (%), each seed, wall time."""
+  seeds = list(rows[0].top1_by_seed)
+  header = ["variant", "run", "top-1 % (mean ± std)", *[f"seed {s}" for s in seeds], "wall s / run"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for row in rows:
+    summary = _percent(row.mean) + ("" if math.isnan(row.std) else f" ± {_percent(row.std)}")
+    cells = [row.label, f"`{row.key}`", summary, *[_percent(row.top1_by_seed[s]) for s in seeds], f"{row.wall_s:.0f}"]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def plot_study(rows: Sequence[Row], title: str, path: str | pathlib.Path) -> pathlib.Path:
+  """Bar chart of mean top-1 per variant, sample-std error bars, and each seed as a dot."""
+  # Agg canvas, no pyplot (as in slnl_jax/visualize.py): no global backend state.
+  fig = Figure(figsize=(max(4.0, 1.4 * len(rows)), 4), layout="constrained")
+  FigureCanvasAgg(fig)
+  ax = fig.subplots()
+  x = np.arange(len(rows))
+  means = [100 * r.mean for r in rows]
+  errors = [0.0 if math.isnan(r.std) else 100 * r.std for r in rows]
+  ax.bar(x, means, yerr=errors, capsize=4, color="tab:blue", alpha=0.7)
+  for i, row in enumerate(rows):
+    values = [100 * v for v in row.top1_by_seed.values()]
+    ax.plot([i] * len(values), values, "o", color="black", markersize=3)
+  ax.set_xticks(x, [r.label for r in rows], rotation=20, ha="right", fontsize=8)
+  ax.set_ylabel("top-1 (%)")
+  ax.set_title(title)
+  ax.grid(axis="y", alpha=0.3)
+  fig.savefig(path, dpi=100)
+  return pathlib.Path(path)
+
+
+def write_report(
+  tables: Mapping[str, Sequence[Row]],
+  root: pathlib.Path,
+  out_dir: pathlib.Path,
+  command: str,
+  seeds: Sequence[int],
+  curve_key: str,
+) -> pathlib.Path:
+  """Writes `out_dir/results.md` (+ `results.json`), one `<study>.png` per study and `learning_curve.png`.
+
+  `root` holds the runs (`root/runs/...`). The learning curve is that of run `curve_key` (the base config,
+  i.e. the full model) at the first seed, or of the first row when no table contains that run.
+  """
+  out_dir.mkdir(parents=True, exist_ok=True)
+  sections = [
+    "# Ablation results",
+    "",
+    f"Command: `{command}`",
+    "",
+    f"Seeds: {', '.join(map(str, seeds))}. Top-1 of the concat head on the test split after the last epoch;"
+    " mean ± sample standard deviation over seeds.",
+  ]
+  summary = {}
+  for study, rows in tables.items():
+    plot_study(rows, TITLES[study], out_dir / f"{study}.png")
+    sections += ["", f"## {TITLES[study]}", "", markdown_table(rows), "", f"![{study}]({study}.png)"]
+    summary[study] = [dataclasses.asdict(row) | {"mean": row.mean, "std": row.std} for row in rows]
+  keys = [row.key for rows in tables.values() for row in rows]
+  key = curve_key if curve_key in keys else keys[0]
+  curve_source = root / "runs" / key / f"seed_{seeds[0]}" / "metrics.jsonl"
+  visualize.plot_learning_curves(curve_source, out_dir / "learning_curve.png")
+  sections += ["", f"## Learning curve (`{key}`, seed {seeds[0]})", "", "![learning curve](learning_curve.png)", ""]
+  (out_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+  path = out_dir / "results.md"
+  path.write_text("\n".join(sections))
+  return path

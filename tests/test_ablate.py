@@ -1,0 +1,110 @@
+"""tools/ablate.py's logic (slnl_jax/ablation.py): aggregation, run sharing, resumption, one tiny real study."""
+
+import json
+import math
+
+import pytest
+
+from configs import ablations, msr_action3d
+from slnl_jax import ablation
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _never_train(config, workdir):
+  raise AssertionError(f"a finished run was trained again: {workdir}")
+
+
+def test_row_mean_and_sample_std_by_hand():
+  row = ablation.Row("x", "k", {0: 0.5, 1: 0.7, 2: 0.6}, wall_s=10.0)
+  # mean 0.6; deviations -0.1, 0.1, 0 -> sample variance 0.02 / 2 = 0.01 -> std 0.1.
+  assert row.mean == pytest.approx(0.6)
+  assert row.std == pytest.approx(0.1)
+  assert math.isnan(ablation.Row("x", "k", {3: 0.25}, wall_s=1.0).std)  # one seed: no spread to report
+
+
+def test_markdown_table_cells():
+  rows = [
+    ablation.Row("CE", "a", {0: 0.5, 1: 0.7, 2: 0.6}, wall_s=12.4),
+    ablation.Row("SMFL", "b", {0: 0.8, 1: 0.8, 2: 0.95}, wall_s=7.6),
+  ]
+  lines = ablation.markdown_table(rows).splitlines()
+  assert len(lines) == 4
+  assert [c.strip() for c in lines[0].strip("|").split("|")][-4:] == ["seed 0", "seed 1", "seed 2", "wall s / run"]
+  ce = [c.strip() for c in lines[2].strip("|").split("|")]
+  assert ce == ["CE", "`a`", "60.00 ± 10.00", "50.00", "70.00", "60.00", "12"]
+  # mean 0.85; deviations -0.05, -0.05, 0.1 -> variance 0.015 / 2 -> std 0.0866.
+  smfl = [c.strip() for c in lines[3].strip("|").split("|")]
+  assert smfl[2] == "85.00 ± 8.66"
+  one_seed = ablation.markdown_table([ablation.Row("FL", "c", {4: 0.123456}, wall_s=1.0)]).splitlines()[2]
+  assert "±" not in one_seed and "12.35" in one_seed
+
+
+def test_equal_variants_share_runs_and_finished_runs_are_reused(tmp_path):
+  base = msr_action3d.get_config()  # the full model: smfl, residual FA, M1 = 2
+  planted = {  # Table 3 has 4 runs, Table 4 has 5, one of them (smfl + residual) in both: 8 runs per seed.
+    "cross_entropy-residual-m1_2": 0.10,
+    "focal_loss-residual-m1_2": 0.20,
+    "smce-residual-m1_2": 0.30,
+    "smfl-residual-m1_2": 0.90,
+    "smfl-none-m1_2": 0.40,
+    "smfl-amplitude-m1_2": 0.50,
+    "smfl-shared-m1_2": 0.60,
+    "smfl-dependent-m1_2": 0.70,
+  }
+  for key, top1 in planted.items():
+    for seed in (0, 1):
+      run = tmp_path / "runs" / key / f"seed_{seed}"
+      run.mkdir(parents=True)
+      (run / "result.json").write_text(json.dumps({"top1": top1 + seed / 100, "wall_s": 5.0}))
+  tables = ablation.run_study(base, ["loss", "frequency"], [0, 1], tmp_path, ablations.apply, _never_train)
+  assert len(list((tmp_path / "runs").iterdir())) == 8
+  loss = [(r.key, r.top1_by_seed) for r in tables["loss"]]
+  assert loss[0] == ("cross_entropy-residual-m1_2", {0: 0.10, 1: 0.11})
+  assert loss[3] == ("smfl-residual-m1_2", {0: 0.90, 1: 0.91})
+  assert [r.top1_by_seed[0] for r in tables["frequency"]] == [0.40, 0.50, 0.60, 0.70, 0.90]
+
+
+def test_unknown_study_is_named(tmp_path):
+  with pytest.raises(ValueError, match="'lossy'"):
+    ablation.run_study(msr_action3d.get_config(), ["lossy"], [0], tmp_path, ablations.apply, _never_train)
+
+
+@pytest.mark.slow
+def test_tiny_real_study_end_to_end(tmp_path, shared_data, monkeypatch):
+  monkeypatch.setenv("SLNL_SHARED_DATA", str(shared_data))
+  config = msr_action3d.get_config()
+  config.dataset.data_dir = str(tmp_path / "tfds")  # one build shared by the runs
+  config.dataset.num_frames = 8
+  config.model.num_joints_out = 8
+  config.model.num_systems = 2
+  config.model.channels = (8, 8)
+  config.model.kernel_sizes = (3, 3)
+  config.model.num_slnl_blocks = 1
+  config.train.num_epochs = 1
+  config.train.steps_per_epoch = 2
+  root = tmp_path / "study"
+
+  tables = ablation.run_study(config, ["affinity"], [0], root, ablations.apply)
+  report = ablation.write_report(
+    tables, root, root / "report", "python tools/ablate.py ...", [0], ablation.run_key(config)
+  )
+
+  keys = ["smfl-residual-m1_0", "smfl-residual-m1_1"]
+  assert [r.key for r in tables["affinity"]] == keys
+  for row, key in zip(tables["affinity"], keys, strict=True):
+    records = [json.loads(line) for line in (root / "runs" / key / "seed_0" / "metrics.jsonl").read_text().splitlines()]
+    last_eval = [r for r in records if r["split"] == "eval"][-1]
+    assert last_eval["step"] == 2
+    assert row.top1_by_seed == {0: last_eval["concat_top1"]}
+  text = report.read_text()
+  assert "local only (M1 = 0)" in text and "`smfl-residual-m1_1`" in text
+  for name in ("affinity.png", "learning_curve.png"):
+    assert (root / "report" / name).read_bytes()[:8] == PNG_MAGIC
+
+  # Finished runs are reused as they are; an unfinished one is an error that says how to resume.
+  again = ablation.run_study(config, ["affinity"], [0], root, ablations.apply, _never_train)
+  assert again == tables
+  with pytest.raises(RuntimeError, match="before its final step 2"):
+    ablation.run_study(config, ["affinity"], [5], root, ablations.apply, lambda config, workdir: None)
+  assert not (root / "runs" / keys[0] / "seed_5" / "result.json").exists()

@@ -1,0 +1,69 @@
+r"""Runs the paper's ablations (Tables 3-5, and Baseline1 beside the full model) on one dataset config.
+
+  python tools/ablate.py --config=configs/msr_action3d_cpu.py --study=all --seeds=3 --workdir=workdirs/ablate_msr
+  python tools/ablate.py --config=configs/ntu60_xsub.py --study=frequency --seeds=1 --workdir=DIR \
+      --config.train.num_epochs=50
+
+--config is the full model (SLnL-rFA + SMFL); every variant is it plus presets of configs/ablations.py, with
+the same budget, trained for seeds config.seed, config.seed + 1, .... Finished runs (DIR/runs/<variant>/seed_<s>/
+result.json) are reused and unfinished ones resume, so an interrupted study continues where it stopped.
+Writes DIR/report_<study>_seeds<n>/: results.md (the tables, mean +- std of top-1 over seeds and every seed),
+<study>.png bar charts, learning_curve.png (the full model) and results.json.
+"""
+
+from __future__ import annotations
+
+import logging as logging_lib
+import os
+import pathlib
+import shlex
+import sys
+from collections.abc import Sequence
+
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from configs import ablations
+from slnl_jax import ablation
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "The full model's config, e.g. configs/msr_action3d_cpu.py.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for every run and the report.")
+_STUDY = flags.DEFINE_enum("study", "all", [*ablation.STUDIES, "all"], "Which table(s) to run.")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per variant: config.seed, config.seed + 1, ...", lower_bound=1)
+_CACHE_DIR = flags.DEFINE_string(
+  "jax_cache_dir",
+  os.path.join(os.path.expanduser("~"), ".cache", "slnl_jax", "xla"),
+  "Persistent XLA compilation cache ('' disables it); the seeds of a variant then compile once.",
+)
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+class _Quiet(logging_lib.Filter):
+  """Keeps warnings, drops orbax's per-save INFO lines (dozens per checkpoint, many runs here)."""
+
+  def filter(self, record: logging_lib.LogRecord) -> bool:
+    return record.levelno >= logging_lib.WARNING or f"{os.sep}orbax{os.sep}" not in record.pathname
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.get_absl_handler().addFilter(_Quiet())
+  if _CACHE_DIR.value:
+    jax.config.update("jax_compilation_cache_dir", _CACHE_DIR.value)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+  config = _CONFIG.value
+  root = pathlib.Path(_WORKDIR.value)
+  studies = ablation.ALL if _STUDY.value == "all" else (_STUDY.value,)
+  seeds = [config.seed + i for i in range(_SEEDS.value)]
+  tables = ablation.run_study(config, studies, seeds, root, ablations.apply)
+  command = shlex.join(["python", "tools/ablate.py", *sys.argv[1:]])
+  # One report folder per (study, seeds) request: a later request over the same runs adds a report beside it.
+  out_dir = root / f"report_{_STUDY.value}_seeds{_SEEDS.value}"
+  report = ablation.write_report(tables, root, out_dir, command, seeds, curve_key=ablation.run_key(config))
+  print(report.read_text())
+
+
+if __name__ == "__main__":
+  app.run(main)
