@@ -41,7 +41,7 @@ def _params(variant: str, make) -> dict:
 
 def _np_mask(p: dict, spectrum: np.ndarray) -> np.ndarray:
   """sigmoid(W2 relu(W1 s + b1) + b2) of a (B, T, N) channel-averaged spectrum."""
-  h = np.maximum(spectrum.reshape(B, T * N) @ p["fc1"]["kernel"] + p["fc1"]["bias"], 0.0)
+  h = np.maximum(spectrum.reshape(B, T * N) / np.sqrt(T * N) @ p["fc1"]["kernel"] + p["fc1"]["bias"], 0.0)
   return (1.0 / (1.0 + np.exp(-(h @ p["fc2"]["kernel"] + p["fc2"]["bias"])))).reshape(B, T, N)
 
 
@@ -170,3 +170,14 @@ def test_bfloat16_input_returns_bfloat16(x):
 def test_unknown_variant_is_rejected(x):
   with pytest.raises(ValueError, match="frequency attention variant"):
     FrequencyAttention("phase").init(jax.random.key(0), x)
+
+
+def test_initial_masks_are_not_saturated():
+  """Unit-scale features at a realistic size (T' = N' = 32) give masks inside the sigmoid's working range."""
+  x = np.random.default_rng(5).normal(size=(2, 32, 32, 8)).astype(np.float32)
+  module = FrequencyAttention("residual")
+  variables = module.init(jax.random.PRNGKey(0), x)
+  _, state = module.apply(variables, x, mutable=["intermediates"])
+  for name in ("fa_mask_cos", "fa_mask_sin"):
+    (mask,) = state["intermediates"][name]
+    assert np.mean((mask > 0.05) & (mask < 0.95)) > 0.9, name

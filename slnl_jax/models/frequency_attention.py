@@ -38,7 +38,10 @@ class SpectralMask(nn.Module):
   @nn.compact
   def __call__(self, spectrum: jax.Array) -> jax.Array:
     b, t, n = spectrum.shape
-    h = spectrum.reshape(b, t * n)
+    # The DFT sums T'N' terms, so its coefficients grow like sqrt(T'N') (DC like T'N'). Feeding them unscaled
+    # saturates the sigmoid within a few steps (masks stuck at 0/1, no gradient); the orthonormal scaling
+    # 1/sqrt(T'N') keeps the FC input O(1). The masks still multiply the unscaled spectrum (Eq. 3).
+    h = spectrum.reshape(b, t * n) / jnp.sqrt(t * n)
     h = nn.relu(nn.Dense(max(1, t * n // self.reduction), name="fc1")(h))
     return nn.sigmoid(nn.Dense(t * n, name="fc2")(h)).reshape(b, t, n)
 
