@@ -8,15 +8,20 @@ TPU slice or several hosts (no pmap).
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
+
+_barrier_ids = itertools.count()
 
 # Environment variables that mean "this process is one of several": jax's own, SLURM and Open MPI.
 _MULTIHOST_ENV = ("JAX_COORDINATOR_ADDRESS", "OMPI_MCA_orte_hnp_uri")
@@ -51,8 +56,6 @@ def initialize_distributed(
       "--coordinator_address needs --num_processes and --process_id as well "
       f"(got num_processes={num_processes}, process_id={process_id})"
     )
-  # CPU devices of different processes talk through gloo; GPU/TPU backends ignore this setting.
-  jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(
     coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id
   )
@@ -106,3 +109,23 @@ def shard_batch(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Ar
   """
   sharding = batch_sharding(mesh)
   return {name: jax.make_array_from_process_local_data(sharding, np.asarray(value)) for name, value in batch.items()}
+
+
+def compile_everywhere(jitted: Any, *args: Any) -> Any:
+  """`jitted.lower(*args).compile()`, returning only once every process has compiled it.
+
+  Processes compile at different speeds, and on CPU the first collective of a program gives its peers only
+  30 s to join (gloo's context set-up), less than a compile can take on a busy host. Compiling ahead and
+  meeting at a barrier of the coordination service (not a collective) removes that race.
+
+  Args:
+    jitted: a `jax.jit`-wrapped function.
+    *args: its arguments, as arrays or `jax.ShapeDtypeStruct`s with shardings.
+
+  Returns:
+    The compiled executable, called like `jitted`.
+  """
+  compiled = jitted.lower(*args).compile()
+  if jax.process_count() > 1:
+    ocp.multihost.sync_global_processes(f"slnl_jax_compiled_{next(_barrier_ids)}")
+  return compiled

@@ -75,6 +75,20 @@ def input_shape(config: ml_collections.ConfigDict, batch_size: int = 1) -> tuple
   return (batch_size, data.num_persons, data.num_frames, data.num_joints, data.num_channels)
 
 
+def abstract_batch(
+  config: ml_collections.ConfigDict, batch_size: int, mesh: jax.sharding.Mesh, *, with_mask: bool = False
+) -> dict[str, jax.ShapeDtypeStruct]:
+  """Shapes, dtypes and shardings of a global input batch (eval batches carry a "mask"), for compiling."""
+
+  def spec(shape, dtype):
+    return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding.batch_sharding(mesh))
+
+  batch = {"skeleton": spec(input_shape(config, batch_size), jnp.float32), "label": spec((batch_size,), jnp.int32)}
+  if with_mask:
+    batch["mask"] = spec((batch_size,), jnp.bool_)
+  return batch
+
+
 def create_train_state(
   config: ml_collections.ConfigDict,
   model: models.SLnLrFA,
@@ -182,6 +196,14 @@ def jit_eval_step(
     in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
     out_shardings=sharding.replicated(mesh),
   )
+
+
+def _compile_eval_step(
+  config: ml_collections.ConfigDict, state: TrainState, mesh: jax.sharding.Mesh
+) -> Callable[[TrainState, Batch], Metrics]:
+  jitted = jit_eval_step(mesh, losses.get_loss_fn(config.loss), config.dataset.num_classes)
+  batch = abstract_batch(config, config.train.eval_batch_size, mesh, with_mask=True)
+  return sharding.compile_everywhere(jitted, state, batch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -380,8 +402,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   learning_rate_fn = create_learning_rate_fn(config, spe)
   state = _initial_state(config, learning_rate_fn, mesh)
   loss_fn = losses.get_loss_fn(config.loss)
-  p_train_step = jit_train_step(mesh, loss_fn, learning_rate_fn)
-  p_eval_step = jit_eval_step(mesh, loss_fn, config.dataset.num_classes)
+  p_train_step = sharding.compile_everywhere(
+    jit_train_step(mesh, loss_fn, learning_rate_fn), state, abstract_batch(config, config.train.batch_size, mesh)
+  )
+  p_eval_step = _compile_eval_step(config, state, mesh)
 
   total_steps = config.train.num_epochs * spe
   if config.train.max_steps > 0:
@@ -545,7 +569,7 @@ def evaluate_checkpoint(
   mesh = sharding.make_mesh()
   data = load_data(config, workdir)
   state = _restore_for_inference(config, workdir, checkpoint, mesh)
-  p_eval_step = jit_eval_step(mesh, losses.get_loss_fn(config.loss), config.dataset.num_classes)
+  p_eval_step = _compile_eval_step(config, state, mesh)
   step = int(jax.device_get(state.step))
   epoch = step // steps_per_epoch(config, data.num_train)
   log = MetricsLog(workdir)

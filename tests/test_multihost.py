@@ -68,8 +68,8 @@ def run(mesh, local_batch):
   lr_fn = train.create_learning_rate_fn(config, 10)
   model = models.create_model(config)
   state = train.create_train_state(config, model, train.create_optimizer(config, lr_fn), mesh)
-  step = train.jit_train_step(mesh, loss_fn, lr_fn)
   batch = sharding.shard_batch(local_batch, mesh)
+  step = sharding.compile_everywhere(train.jit_train_step(mesh, loss_fn, lr_fn), state, batch)
   history = []
   for _ in range(NUM_STEPS):
     state, metrics = step(state, batch)

@@ -96,14 +96,12 @@ def test_batch_size_must_split_over_devices(monkeypatch):
 def test_single_process_needs_no_distributed_setup(monkeypatch):
   for name in ("JAX_COORDINATOR_ADDRESS", "OMPI_MCA_orte_hnp_uri", "SLURM_NTASKS"):
     monkeypatch.delenv(name, raising=False)
-  called, updates = [], []
+  called = []
   monkeypatch.setattr(jax.distributed, "initialize", lambda **kwargs: called.append(kwargs))
-  monkeypatch.setattr(jax.config, "update", lambda *args: updates.append(args))
   sharding.initialize_distributed()
   assert not called
   monkeypatch.setenv("SLURM_NTASKS", "4")
   sharding.initialize_distributed()
   assert called == [{"coordinator_address": None, "num_processes": None, "process_id": None}]
-  assert updates == [("jax_cpu_collectives_implementation", "gloo")]
   with pytest.raises(ValueError, match="needs --num_processes and --process_id"):
     sharding.initialize_distributed("127.0.0.1:1234", num_processes=2)
