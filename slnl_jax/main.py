@@ -79,32 +79,39 @@ def main(argv: Sequence[str]) -> None:
     jax.config.update("jax_compilation_cache_dir", _CACHE_DIR.value)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
+  from slnl_jax import checkpointing, train
+  from slnl_jax.data.errors import SkeletonFormatError
+
+  if _MODE.value == "predict" and not _INPUT.value:
+    raise app.UsageError("--mode=predict needs --input=FILE")
+  try:
+    lines = _run_mode(_CONFIG.value, _WORKDIR.value)
+  # Errors whose message says all (file, step, head); a traceback would only bury it.
+  except (checkpointing.CheckpointError, train.NonFiniteLossError, SkeletonFormatError) as e:
+    sys.exit(f"error: {e}")
+  if lines and jax.process_index() == 0:
+    print("\n".join(lines))
+  logging.flush()
+
+
+def _run_mode(config, workdir: str) -> list[str]:
+  """Runs --mode and returns what to print."""
   from slnl_jax import train
 
-  config = _CONFIG.value
-  workdir = _WORKDIR.value
-  if _MODE.value == "train":
-    metrics = train.train_and_evaluate(config, workdir)
-    if metrics:
-      print(
-        f"final eval on {int(metrics['num_examples'])} examples: top-1 {100 * metrics['top1']:.2f}%, "
-        f"top-5 {100 * metrics['top5']:.2f}% (concat head)"
-      )
-  elif _MODE.value == "eval":
-    metrics = train.evaluate_checkpoint(config, workdir, _CHECKPOINT.value)
-    print(
-      f"eval on {int(metrics['num_examples'])} examples: top-1 {100 * metrics['top1']:.2f}%, "
-      f"top-5 {100 * metrics['top5']:.2f}% (concat head)"
-    )
-  else:
-    if not _INPUT.value:
-      raise app.UsageError("--mode=predict needs --input=FILE")
+  if _MODE.value == "predict":
     predictions = train.predict(config, workdir, _INPUT.value, _CHECKPOINT.value)
-    if jax.process_index() == 0:
-      print(f"top-{len(predictions)} classes for {_INPUT.value}:")
-      for rank, (name, probability) in enumerate(predictions, 1):
-        print(f"  {rank}. {name:<30s} {probability:.4f}")
-  logging.flush()
+    lines = [f"top-{len(predictions)} classes for {_INPUT.value}:"]
+    return lines + [f"  {rank}. {name:<30s} {p:.4f}" for rank, (name, p) in enumerate(predictions, 1)]
+  if _MODE.value == "train":
+    metrics, what = train.train_and_evaluate(config, workdir), "final eval"
+  else:
+    metrics, what = train.evaluate_checkpoint(config, workdir, _CHECKPOINT.value), "eval"
+  if not metrics:  # preempted: the log says where it stopped
+    return []
+  return [
+    f"{what} on {int(metrics['num_examples'])} examples: top-1 {100 * metrics['top1']:.2f}%, "
+    f"top-5 {100 * metrics['top5']:.2f}% (concat head)"
+  ]
 
 
 def run() -> None:

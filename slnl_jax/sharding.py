@@ -22,6 +22,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 DATA_AXIS = "data"
 
 _barrier_ids = itertools.count()
+_COMPILE_TIMEOUT_S = 3600  # how long processes wait for the slowest one to compile
 
 # Environment variables that mean "this process is one of several": jax's own, SLURM and Open MPI.
 _MULTIHOST_ENV = ("JAX_COORDINATOR_ADDRESS", "OMPI_MCA_orte_hnp_uri")
@@ -126,6 +127,6 @@ def compile_everywhere(jitted: Any, *args: Any) -> Any:
     The compiled executable, called like `jitted`.
   """
   compiled = jitted.lower(*args).compile()
-  if jax.process_count() > 1:
-    ocp.multihost.sync_global_processes(f"slnl_jax_compiled_{next(_barrier_ids)}")
+  barrier = ocp.multihost.get_barrier_sync_fn()  # a no-op with one process
+  barrier(key=f"slnl_jax_compiled_{next(_barrier_ids)}", timeout_ms=_COMPILE_TIMEOUT_S * 1000)
   return compiled
