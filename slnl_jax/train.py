@@ -326,6 +326,11 @@ def steps_per_epoch(config: ml_collections.ConfigDict, num_train: int) -> int:
   return requested
 
 
+def last_epoch(step: int, steps_per_epoch: int) -> int:
+  """The 0-based epoch whose steps include `step` (the epoch that a checkpoint at `step` finished or is in)."""
+  return max(step - 1, 0) // steps_per_epoch
+
+
 class NonFiniteLossError(FloatingPointError):
   """A training loss became NaN or Inf; the message names the step and the head."""
 
@@ -429,7 +434,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   try:
     if step >= total_steps:  # already trained: report the final model again
       logging.info("training already finished at step %d", step)
-      epoch = max(step - 1, 0) // spe
+      epoch = last_epoch(step, spe)
       eval_metrics = _evaluate_and_log(config, p_eval_step, state, data, mesh, workdir, log, step, epoch)
     while step < total_steps:
       epoch, done_in_epoch = divmod(step, spe)
@@ -537,10 +542,11 @@ def _evaluate_and_log(
   return result.metrics
 
 
-def _restore_for_inference(
-  config: ml_collections.ConfigDict, workdir: pathlib.Path, checkpoint: str, mesh: jax.sharding.Mesh
+def restore_for_inference(
+  config: ml_collections.ConfigDict, workdir: str | os.PathLike, checkpoint: str, mesh: jax.sharding.Mesh
 ) -> TrainState:
-  """The train state of checkpoint "best" | "latest" | "<step>" (the schedule does not matter here)."""
+  """The train state of checkpoint "best" | "latest" | "<step>" of `workdir` (the schedule does not matter here)."""
+  workdir = pathlib.Path(workdir)
   state = _initial_state(config, create_learning_rate_fn(config, 1), mesh)
   checkpoints = _checkpointer(config, workdir)
   try:
@@ -568,10 +574,10 @@ def evaluate_checkpoint(
   sharding.check_batch_size(config.train.eval_batch_size, "config.train.eval_batch_size")
   mesh = sharding.make_mesh()
   data = load_data(config, workdir)
-  state = _restore_for_inference(config, workdir, checkpoint, mesh)
+  state = restore_for_inference(config, workdir, checkpoint, mesh)
   p_eval_step = _compile_eval_step(config, state, mesh)
   step = int(jax.device_get(state.step))
-  epoch = step // steps_per_epoch(config, data.num_train)
+  epoch = last_epoch(step, steps_per_epoch(config, data.num_train))
   log = MetricsLog(workdir)
   try:
     return _evaluate_and_log(config, p_eval_step, state, data, mesh, workdir, log, step, epoch)
@@ -616,7 +622,7 @@ def predict(
     raise ValueError(f"{path}: {e}") from e
   data = load_data(config, workdir)
   mesh = sharding.make_mesh()
-  state = _restore_for_inference(config, workdir, checkpoint, mesh)
+  state = restore_for_inference(config, workdir, checkpoint, mesh)
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   logits = jax.jit(functools.partial(state.apply_fn, train=False))(variables, x)["concat"]
   probabilities = np.asarray(jax.nn.softmax(logits[0]))

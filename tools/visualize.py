@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from slnl_jax import checkpointing, models, sharding, train, visualize
+from slnl_jax import models, sharding, train, visualize
 from slnl_jax.data import builders, readers
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained workdir (python -m slnl_jax.main ... --workdir=DIR).")
@@ -51,24 +51,7 @@ def load_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
 
 def restore_variables(config: ml_collections.ConfigDict, workdir: pathlib.Path, checkpoint: str) -> dict:
   """The model variables ({"params", "batch_stats"}) of checkpoint "best" | "latest" | "<step>" of a workdir."""
-  model = models.create_model(config)
-  # The optimiser is rebuilt only to give the checkpoint's TrainState its structure; the learning-rate
-  # schedule (whose steps per epoch need the dataset) leaves that structure unchanged.
-  tx = train.create_optimizer(config, train.create_learning_rate_fn(config, steps_per_epoch=1))
-  target = train.create_train_state(config, model, tx, sharding.make_mesh())
-  checkpoints = checkpointing.Checkpointer(
-    workdir / "checkpoints", keep=config.train.keep_checkpoints, keep_best=config.train.keep_best_checkpoints
-  )
-  try:
-    steps = {"best": checkpoints.best_step, "latest": checkpoints.latest_step}
-    if checkpoint not in steps and not checkpoint.isdigit():
-      raise app.UsageError(f"--checkpoint must be 'best', 'latest' or a step number, got {checkpoint!r}")
-    step = steps[checkpoint]() if checkpoint in steps else int(checkpoint)
-    if step is None:
-      raise checkpointing.CheckpointError(f"no checkpoint in {checkpoints.directory}: train first")
-    state = checkpoints.restore(target, step)
-  finally:
-    checkpoints.close()
+  state = train.restore_for_inference(config, workdir, checkpoint, sharding.make_mesh())
   return {"params": state.params, "batch_stats": state.batch_stats}
 
 
