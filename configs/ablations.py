@@ -10,7 +10,7 @@ The argument is a base config module of configs/ followed by presets, applied le
   m1_<k>        Table 5, non-local (SLnL) vs local blocks: the first k blocks are SLnL blocks (M1 = k),
                 the rest local (M2); m1_0 is the local-only network
 
-`studies(config)` lists each table's presets for a base config (used by tools/ablate.py).
+tools/ablate.py (slnl_jax/ablation.py) runs whole tables of these presets.
 """
 
 import importlib
@@ -37,15 +37,6 @@ def apply(config: ml_collections.ConfigDict, preset: str) -> ml_collections.Conf
       "(the number of SLnL blocks)"
     )
   return config
-
-
-def studies(config: ml_collections.ConfigDict) -> dict[str, list[str]]:
-  """Each table's presets for `config`: {"loss": Table 3, "frequency": Table 4, "affinity": Table 5}."""
-  return {
-    "loss": [f"loss_{name}" for name in LOSSES],
-    "frequency": [f"fa_{name}" for name in FREQUENCY_ATTENTION],
-    "affinity": [f"m1_{k}" for k in range(len(config.model.channels) + 1)],
-  }
 
 
 def get_config(config_string: str = "") -> ml_collections.ConfigDict:

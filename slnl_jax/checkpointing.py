@@ -8,6 +8,7 @@ checkpoints plus the `keep_best` best ones by evaluation top-1.
 
 from __future__ import annotations
 
+import logging as logging_lib
 import os
 import pathlib
 import signal
@@ -20,6 +21,16 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 BEST_METRIC = "concat_top1"  # eval top-1 of the concatenated head, the model's prediction
+
+
+class _DropOrbaxInfo(logging_lib.Filter):
+  def filter(self, record: logging_lib.LogRecord) -> bool:
+    return record.levelno >= logging_lib.WARNING or f"{os.sep}orbax{os.sep}" not in record.pathname
+
+
+def quiet_orbax_logs() -> None:
+  """Drops orbax's per-save INFO chatter (dozens of lines per checkpoint) from absl's log; keeps its warnings."""
+  logging.get_absl_handler().addFilter(_DropOrbaxInfo())
 
 
 class CheckpointError(RuntimeError):

@@ -13,7 +13,6 @@ provide them).
 
 from __future__ import annotations
 
-import logging as logging_lib
 import os
 import sys
 from collections.abc import Sequence
@@ -60,26 +59,20 @@ def _parse_flags(argv: list[str]) -> list[str]:
     sys.exit(f"error: {e}\nPass --helpshort to see the flags.")
 
 
-class _QuietCheckpointing(logging_lib.Filter):
-  """Drops orbax's per-save INFO chatter (dozens of lines per checkpoint); keeps its warnings."""
-
-  def filter(self, record: logging_lib.LogRecord) -> bool:
-    return record.levelno >= logging_lib.WARNING or f"{os.sep}orbax{os.sep}" not in record.pathname
-
-
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  logging.get_absl_handler().addFilter(_QuietCheckpointing())
   # Before anything touches a device.
-  from slnl_jax import sharding
+  from slnl_jax import checkpointing, sharding
+
+  checkpointing.quiet_orbax_logs()
 
   sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   if _CACHE_DIR.value:
     jax.config.update("jax_compilation_cache_dir", _CACHE_DIR.value)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
-  from slnl_jax import checkpointing, train
+  from slnl_jax import train
   from slnl_jax.data.errors import SkeletonFormatError
 
   if _MODE.value == "predict" and not _INPUT.value:

@@ -13,7 +13,6 @@ Writes DIR/report_<study>_seeds<n>/: results.md (the tables, mean +- std of top-
 
 from __future__ import annotations
 
-import logging as logging_lib
 import os
 import pathlib
 import shlex
@@ -21,16 +20,19 @@ import sys
 from collections.abc import Sequence
 
 import jax
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
 from configs import ablations
-from slnl_jax import ablation
+from slnl_jax import ablation, checkpointing
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The full model's config, e.g. configs/msr_action3d_cpu.py.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for every run and the report.")
 _STUDY = flags.DEFINE_enum("study", "all", [*ablation.STUDIES, "all"], "Which table(s) to run.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per variant: config.seed, config.seed + 1, ...", lower_bound=1)
+_REPORT_DIR = flags.DEFINE_string(
+  "report_dir", None, "Where results.md, results.json and the PNGs go (default: WORKDIR/report_<study>_seeds<n>)."
+)
 _CACHE_DIR = flags.DEFINE_string(
   "jax_cache_dir",
   os.path.join(os.path.expanduser("~"), ".cache", "slnl_jax", "xla"),
@@ -39,17 +41,10 @@ _CACHE_DIR = flags.DEFINE_string(
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-class _Quiet(logging_lib.Filter):
-  """Keeps warnings, drops orbax's per-save INFO lines (dozens per checkpoint, many runs here)."""
-
-  def filter(self, record: logging_lib.LogRecord) -> bool:
-    return record.levelno >= logging_lib.WARNING or f"{os.sep}orbax{os.sep}" not in record.pathname
-
-
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  logging.get_absl_handler().addFilter(_Quiet())
+  checkpointing.quiet_orbax_logs()
   if _CACHE_DIR.value:
     jax.config.update("jax_compilation_cache_dir", _CACHE_DIR.value)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
@@ -60,7 +55,7 @@ def main(argv: Sequence[str]) -> None:
   tables = ablation.run_study(config, studies, seeds, root, ablations.apply)
   command = shlex.join(["python", "tools/ablate.py", *sys.argv[1:]])
   # One report folder per (study, seeds) request: a later request over the same runs adds a report beside it.
-  out_dir = root / f"report_{_STUDY.value}_seeds{_SEEDS.value}"
+  out_dir = pathlib.Path(_REPORT_DIR.value or root / f"report_{_STUDY.value}_seeds{_SEEDS.value}")
   report = ablation.write_report(tables, root, out_dir, command, seeds, curve_key=ablation.run_key(config))
   print(report.read_text())
 
