@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from slnl_jax.data.clip import Clip
-from slnl_jax.data.errors import SkeletonFormatError
+from slnl_jax.data.errors import SkeletonFormatError, read_lines
 
 NUM_JOINTS = 18  # OpenPose COCO-18
 NUM_CHANNELS = 3  # x, y, score
@@ -184,15 +184,7 @@ def read_labels(path: str | os.PathLike) -> dict[str, dict]:
 
 def read_class_names(path: str | os.PathLike) -> tuple[str, ...]:
   """`label_name.txt`: one class name per line, line n+1 naming label_index n."""
-  try:
-    with open(path, encoding="utf-8", newline="") as f:
-      # split("\n") rather than splitlines(): line numbers must match what an editor shows.
-      lines = [line.removesuffix("\r") for line in f.read().split("\n")]
-  except OSError as e:
-    raise SkeletonFormatError(path, f"cannot read the file: {e.strerror}") from e
-  except UnicodeDecodeError as e:
-    raise SkeletonFormatError(path, f"not a text file (byte {e.start} is not UTF-8)") from e
-  names = [line.strip() for line in lines]
+  names = [line.strip() for line in read_lines(path)]
   while names and not names[-1]:
     names.pop()
   if not names:

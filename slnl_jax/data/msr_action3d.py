@@ -23,7 +23,7 @@ import re
 import numpy as np
 
 from slnl_jax.data.clip import Clip
-from slnl_jax.data.errors import SkeletonFormatError
+from slnl_jax.data.errors import SkeletonFormatError, read_lines
 
 NUM_JOINTS = 20
 NUM_CHANNELS = 3  # x, y, z in metres
@@ -55,15 +55,7 @@ def read_sequence(path: str | os.PathLike) -> Clip:
     A `Clip` with label = action - 1 and meta: action, subject, execution (when the name is an
     MSR Action3D name) and dropped_frames (all-zero frames removed).
   """
-  try:
-    with open(path, "rb") as f:
-      text = f.read().decode("utf-8")
-  except OSError as e:
-    raise SkeletonFormatError(path, f"cannot read the file: {e.strerror}") from e
-  except UnicodeDecodeError as e:
-    raise SkeletonFormatError(path, f"not a text file (byte {e.start} is not UTF-8)") from e
-  # split("\n") rather than splitlines(): line numbers must match what an editor shows.
-  lines = [line.split() for line in text.split("\n")]
+  lines = [line.split() for line in read_lines(path)]
   while lines and not lines[-1]:
     lines.pop()
   if not lines:

@@ -42,7 +42,7 @@ import re
 import numpy as np
 
 from slnl_jax.data.clip import Clip
-from slnl_jax.data.errors import SkeletonFormatError
+from slnl_jax.data.errors import SkeletonFormatError, read_lines
 
 NUM_JOINTS = 25
 NUM_CHANNELS = 3  # x, y, z in metres (camera space)
@@ -237,16 +237,8 @@ def _is_count(text: str) -> bool:
 
 
 def _read_lines(path: str | os.PathLike) -> list[str]:
-  """The file's lines without their LF or CRLF ending."""
-  try:
-    with open(path, "rb") as f:
-      text = f.read().decode("utf-8")
-  except OSError as e:
-    raise SkeletonFormatError(path, f"cannot read the file: {e.strerror}") from e
-  except UnicodeDecodeError as e:
-    raise SkeletonFormatError(path, f"not a text file (byte {e.start} is not UTF-8)") from e
-  # split("\n") rather than splitlines(): line numbers must match what an editor shows.
-  lines = [line.removesuffix("\r") for line in text.split("\n")]
+  """The file's lines without their LF or CRLF ending (and no empty last line)."""
+  lines = read_lines(path)
   if lines[-1] == "":
     lines.pop()
   return lines
