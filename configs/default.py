@@ -22,6 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.dataset.num_frames = 64  # T after temporal resize
   config.dataset.train_crop_min = 0.5  # random crop ratio ~ U[train_crop_min, 1]
   config.dataset.eval_crop = 0.95  # centred crop ratio at evaluation
+  config.dataset.center_channels = 0  # subtract each clip's mean position from this many leading channels (0: off)
   config.dataset.shuffle_buffer = 4096
 
   # Model (Sec. 3, Fig. 1).
@@ -36,7 +37,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.pool_every = 2  # 2x2 max-pool after every `pool_every` blocks
   # Stages of an SLnL block with a non-local branch (Fig. 3c: all three; fewer for ablations).
   config.model.nonlocal_kinds = ("temporal", "spatial", "spatio_temporal")
-  config.model.nonlocal_impl = "einsum"  # einsum | dot_product_attention | chunked (memory-saving)
+  # einsum | dot_product_attention | chunked: the same function; chunked is the memory-efficient one (NTU batch 32
+  # needs 9 GiB of XLA temporaries instead of 60) and the fastest on CPU (benchmarks/README.md).
+  config.model.nonlocal_impl = "chunked"
   config.model.embed_ratio = 0.5  # non-local embedding channels L = embed_ratio * C
   config.model.dropout_rate = 0.2
   config.model.remat = False  # jax.checkpoint each block to save activation memory

@@ -89,6 +89,29 @@ def crop_and_resize(
   return before + weight * (after - before)
 
 
+def center_clip(skeleton: tf.Tensor, channels: int) -> tf.Tensor:
+  """Subtracts the clip's mean position from the first `channels` channels of the persons present.
+
+  The mean runs over all frames and joints of every person that is not all-zero (a zero-padded person slot
+  stays zero, so the model still sees it as absent); channels past `channels` (e.g. a detection score) are
+  untouched. Removes where the subject stands, which a skeleton action rarely depends on.
+
+  Args:
+    skeleton: (T, M, V, C) float32 clip.
+    channels: the number of leading coordinate channels to centre, 0 <= channels <= C.
+
+  Returns:
+    The centred clip, same shape.
+  """
+  present = tf.reduce_any(tf.not_equal(skeleton, 0.0), axis=(0, 2, 3))  # (M,)
+  weight = tf.reshape(tf.cast(present, tf.float32), (1, -1, 1, 1))
+  coordinates = skeleton[..., :channels]
+  frames_joints = tf.cast(tf.shape(skeleton)[0] * tf.shape(skeleton)[2], tf.float32)
+  count = tf.maximum(tf.reduce_sum(weight) * frames_joints, 1.0)
+  mean = tf.reduce_sum(coordinates * weight, axis=(0, 1, 2)) / count
+  return tf.concat([coordinates - weight * mean, skeleton[..., channels:]], axis=-1)
+
+
 def count_examples(ds: tf.data.Dataset) -> int:
   """Number of elements of a finite dataset: its known cardinality, else one pass over it."""
   cardinality = int(ds.cardinality())
@@ -126,8 +149,10 @@ def _per_process_batch(global_batch_size: int, process_count: int) -> int:
   return global_batch_size // process_count
 
 
-def _to_model_input(skeleton: tf.Tensor, label: tf.Tensor) -> Features:
-  """(T, M, V, C) -> the model's (M, T, V, C); int32 labels."""
+def _to_model_input(skeleton: tf.Tensor, label: tf.Tensor, config: ml_collections.ConfigDict) -> Features:
+  """(T, M, V, C) -> the model's (M, T, V, C), centred if `config.dataset.center_channels`; int32 labels."""
+  if config.dataset.center_channels:
+    skeleton = center_clip(skeleton, config.dataset.center_channels)
   return {"skeleton": tf.transpose(skeleton, (1, 0, 2, 3)), "label": tf.cast(label, tf.int32)}
 
 
@@ -170,7 +195,7 @@ def train_dataset(
       ratio=data.train_crop_min + (1.0 - data.train_crop_min) * ratio,
       offset_fraction=offset,
     )
-    return _to_model_input(skeleton, example["label"])
+    return _to_model_input(skeleton, example["label"], config)
 
   ds = ds.shard(process_count, process_index).enumerate()
   ds = ds.shuffle(data.shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
@@ -212,7 +237,7 @@ def eval_dataset(
       ratio=data.eval_crop,
       offset_fraction=0.5,
     )
-    return {**_to_model_input(skeleton, example["label"]), "mask": tf.constant(True)}
+    return {**_to_model_input(skeleton, example["label"], config), "mask": tf.constant(True)}
 
   shard = ds.shard(process_count, process_index).map(
     preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True

@@ -1,10 +1,12 @@
 """Local block (Fig. 3b) and SLnL block (Fig. 3c) against numpy convolutions and BatchNorm."""
 
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
 
 from slnl_jax.models import LocalBlock, NonLocal, SLnLBlock
+from slnl_jax.models.blocks import TemporalConv
 
 B, T, N = 2, 6, 5
 EPS = 1e-5
@@ -113,3 +115,14 @@ def test_train_mode_batch_statistics_and_dropout():
   kept = np.asarray(first) != 0
   assert 0.3 < kept.mean() < 0.7
   np.testing.assert_allclose(np.asarray(first)[kept], 2 * np.asarray(out)[kept], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel_size", [1, 2, 3, 4, 5])
+def test_temporal_conv_equals_flax_conv(kernel_size):
+  """The shifted-matmul k x 1 convolution against flax's own nn.Conv with the same kernel ('SAME' padding)."""
+  x = np.random.default_rng(4).normal(size=(2, 7, 3, 4)).astype(np.float32)
+  conv = TemporalConv(5, kernel_size)
+  variables = conv.init(jax.random.PRNGKey(0), x)
+  assert variables["params"]["kernel"].shape == (kernel_size, 1, 4, 5)
+  expected = nn.Conv(5, (kernel_size, 1), padding="SAME", use_bias=False).apply(variables, x)
+  np.testing.assert_allclose(conv.apply(variables, x), expected, rtol=1e-5, atol=1e-5)

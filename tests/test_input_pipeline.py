@@ -362,3 +362,32 @@ def test_round_trip_through_a_tfds_build_of_real_msr_action3d(shared_data, tmp_p
   assert batch["skeleton"].shape == (7, 1, out_frames, 20, 3) and np.isfinite(batch["skeleton"]).all()
   train_labels = [clip.label for name, clip in clips.items() if int(name[5:7]) % 2 == 1]
   assert sorted(batch["label"].tolist()) == sorted(train_labels)
+
+
+def test_center_clip_hand_worked():
+  # Two frames, persons 0 (absent: all zeros) and 1, two joints, (x, y, score).
+  skeleton = np.zeros((2, 2, 2, 3), np.float32)
+  skeleton[:, 1, :, 2] = 0.9  # score: never centred
+  skeleton[0, 1, 0, :2] = [1.0, 10.0]
+  skeleton[0, 1, 1, :2] = [3.0, 10.0]
+  skeleton[1, 1, 0, :2] = [5.0, 20.0]
+  skeleton[1, 1, 1, :2] = [7.0, 20.0]  # mean over 2 frames x 2 joints: (4, 15)
+  centred = input_pipeline.center_clip(tf.constant(skeleton), 2).numpy()
+  expected = skeleton.copy()
+  expected[:, 1, :, 0] -= 4.0
+  expected[:, 1, :, 1] -= 15.0
+  np.testing.assert_allclose(centred, expected)
+  assert np.all(centred[:, 0] == 0.0)  # the absent person stays absent
+
+
+def test_center_channels_applies_to_train_and_eval_batches():
+  for batches in (_train(_ramp_dataset(8), center_channels=1), _eval_centred(_ramp_dataset(8))):
+    for batch in batches:
+      channel0 = batch["skeleton"][..., 0][batch.get("mask", np.ones(4, bool))]
+      np.testing.assert_allclose(channel0.mean(axis=(1, 2, 3)), 0.0, atol=1e-4)
+      assert np.all(batch["skeleton"][..., 1] == batch["label"][:, None, None, None])  # channel 1 untouched
+
+
+def _eval_centred(ds):
+  config = _config(center_channels=1)
+  return list(input_pipeline.as_numpy(input_pipeline.eval_dataset(ds, config=config, global_batch_size=4)))

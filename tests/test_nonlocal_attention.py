@@ -71,19 +71,24 @@ def test_einsum_equals_dot_product_attention(kind, params):
   np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("chunk", [1, 5, 512])
-def test_chunked_matches_einsum_in_value_and_gradient(chunk, params, monkeypatch):
-  """Several query chunks (and a chunk size that does not divide P) give the einsum result and gradient."""
+def test_chunked_matches_einsum_in_value_and_gradient(kind, chunk, params, monkeypatch):
+  """Several query chunks (and a chunk size that does not divide P) give the einsum result and gradient.
+
+  The chunked backward pass is hand-written (softmax from the saved log-sum-exp), the einsum one is JAX's
+  autodiff: float32 rounding differs, so gradients are compared relative to each array's largest entry.
+  """
   monkeypatch.setattr(nonlocal_attention, "QUERY_CHUNK", chunk)
   x = np.random.default_rng(3).normal(size=(B, T, N, C)).astype(np.float32)
 
   def loss(p, impl):
-    return jnp.sum(NonLocal("spatio_temporal", FEATURES, L / C, impl).apply(p, x) ** 2)
+    return jnp.sum(NonLocal(kind, FEATURES, L / C, impl).apply(p, x) ** 2)
 
   for a, b in zip(
     jax.tree.leaves(jax.grad(loss)(params, "chunked")), jax.tree.leaves(jax.grad(loss)(params, "einsum")), strict=True
   ):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
   np.testing.assert_allclose(loss(params, "chunked"), loss(params, "einsum"), rtol=1e-5)
 
 

@@ -21,6 +21,27 @@ def batch_norm(train: bool, dtype: Any, name: str) -> nn.BatchNorm:
   return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype, name=name)
 
 
+class TemporalConv(nn.Module):
+  """A bias-free, 'SAME'-padded k x 1 convolution over frames of a (B, T, N, C) map, as k shifted matmuls.
+
+  The same function and parameter (`kernel`, (k, 1, C, features), LeCun-normal) as `nn.Conv(features, (k, 1))`.
+  XLA:CPU runs convolutions along the frame axis 2-4x slower than k matmuls over shifted frames (forward and
+  backward; benchmarks/README.md), and accelerators run either well.
+  """
+
+  features: int
+  kernel_size: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    k, frames = self.kernel_size, x.shape[1]
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, 1, x.shape[-1], self.features))
+    x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
+    x = jnp.pad(x, ((0, 0), ((k - 1) // 2, k // 2), (0, 0), (0, 0)))
+    return sum(jnp.einsum("btnc,cf->btnf", x[:, i : i + frames], kernel[i, 0]) for i in range(k))
+
+
 class LocalBlock(nn.Module):
   """Local block (Fig. 3b): k x 1 temporal, 1 x k spatial and k x k spatio-temporal convolutions, BN, ReLU.
 
@@ -55,6 +76,8 @@ class LocalBlock(nn.Module):
   @nn.nowrap
   def stage(self, kind: str, kernel: tuple[int, int], x: jax.Array) -> jax.Array:
     """One stage of the block: the local convolution of `kind`."""
+    if kind == "temporal":
+      return TemporalConv(self.features, kernel[0], self.dtype, name=f"conv_{kind}")(x)
     return nn.Conv(self.features, kernel, padding="SAME", use_bias=False, dtype=self.dtype, name=f"conv_{kind}")(x)
 
 

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 KINDS = ("temporal", "spatial", "spatio_temporal")
 IMPLS = ("einsum", "dot_product_attention", "chunked")
-# Query rows per chunk of the `chunked` implementation: bounds its live affinity to G x 512 x P floats.
+# Query rows per chunk of the `chunked` implementation: its live affinity is one group's 512 x P floats.
 QUERY_CHUNK = 512
 
 
@@ -50,23 +50,96 @@ def affinity(query: jax.Array, key: jax.Array) -> jax.Array:
   return jax.nn.softmax(logits, axis=-1)
 
 
-def chunked_attention(query: jax.Array, key: jax.Array, value: jax.Array) -> jax.Array:
-  """softmax(query key^T) value for (G, P, L) inputs, one chunk of query rows at a time.
+def _split_rows(x: jax.Array, chunk: int) -> jax.Array:
+  """(G, P, ...) -> (G, P // chunk, chunk, ...)."""
+  return x.reshape(x.shape[0], x.shape[1] // chunk, chunk, *x.shape[2:])
 
-  Each chunk's affinity is recomputed in the backward pass (`jax.checkpoint`) instead of stored, so memory grows
-  with P * QUERY_CHUNK rather than P^2: at NTU size (P = 4096) the 64 MiB-per-clip affinity never exists whole.
+
+def _chunked_forward(query: jax.Array, key: jax.Array, value: jax.Array, chunk: int) -> tuple[jax.Array, jax.Array]:
+  """The attention output and each query row's log-sum-exp of its logits, one group and `chunk` rows at a time."""
+
+  def group(args: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+    queries, k, v = args
+
+    def rows(q: jax.Array) -> tuple[jax.Array, jax.Array]:
+      logits = jnp.einsum("il,jl->ij", q, k, preferred_element_type=jnp.float32)
+      peak = logits.max(axis=-1, keepdims=True)
+      weights = jnp.exp(logits - peak)
+      total = weights.sum(axis=-1, keepdims=True)
+      out = jnp.einsum("ij,jl->il", weights.astype(v.dtype), v, preferred_element_type=jnp.float32) / total
+      return out.astype(v.dtype), (peak + jnp.log(total))[:, 0]
+
+    return jax.lax.map(rows, queries)
+
+  out, log_total = jax.lax.map(group, (_split_rows(query, chunk), key, value))
+  g, p = query.shape[:2]
+  return out.reshape(g, p, -1), log_total.reshape(g, p)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _chunked(query: jax.Array, key: jax.Array, value: jax.Array, chunk: int) -> jax.Array:
+  return _chunked_forward(query, key, value, chunk)[0]
+
+
+def _chunked_fwd(query: jax.Array, key: jax.Array, value: jax.Array, chunk: int) -> tuple[jax.Array, tuple]:
+  out, log_total = _chunked_forward(query, key, value, chunk)
+  return out, (query, key, value, out, log_total)
+
+
+def _chunked_bwd(chunk: int, residuals: tuple, d_out: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Recomputes each chunk's softmax from the saved log-sum-exp; d logits = A * (dA - rowsum(dO * O))."""
+  query, key, value, out, log_total = residuals
+  # sum_j A_ij dA_ij = dO_i . O_i: the softmax backward's row term without the affinity.
+  row_term = jnp.sum(d_out.astype(jnp.float32) * out.astype(jnp.float32), axis=-1)
+
+  def group(args: tuple[jax.Array, ...]) -> tuple[jax.Array, jax.Array, jax.Array]:
+    queries, k, v, d_outs, log_totals, row_terms = args
+
+    def rows(carry: tuple[jax.Array, jax.Array], xs: tuple[jax.Array, ...]) -> tuple[tuple, jax.Array]:
+      d_key, d_value = carry
+      q, d_o, lse, row = xs
+      weights = jnp.exp(jnp.einsum("il,jl->ij", q, k, preferred_element_type=jnp.float32) - lse[:, None])
+      d_value = d_value + jnp.einsum("ij,il->jl", weights, d_o, preferred_element_type=jnp.float32)
+      d_weights = jnp.einsum("il,jl->ij", d_o, v, preferred_element_type=jnp.float32)
+      d_logits = weights * (d_weights - row[:, None])
+      d_key = d_key + jnp.einsum("ij,il->jl", d_logits, q, preferred_element_type=jnp.float32)
+      return (d_key, d_value), jnp.einsum("ij,jl->il", d_logits, k, preferred_element_type=jnp.float32)
+
+    zeros = (jnp.zeros(k.shape, jnp.float32), jnp.zeros(v.shape, jnp.float32))
+    (d_key, d_value), d_query = jax.lax.scan(rows, zeros, (queries, d_outs, log_totals, row_terms))
+    return d_query, d_key, d_value
+
+  d_query, d_key, d_value = jax.lax.map(
+    group,
+    (
+      _split_rows(query, chunk),
+      key,
+      value,
+      _split_rows(d_out, chunk),
+      _split_rows(log_total, chunk),
+      _split_rows(row_term, chunk),
+    ),
+  )
+  return d_query.reshape(query.shape).astype(query.dtype), d_key.astype(key.dtype), d_value.astype(value.dtype)
+
+
+_chunked.defvjp(_chunked_fwd, _chunked_bwd)
+
+
+def chunked_attention(query: jax.Array, key: jax.Array, value: jax.Array) -> jax.Array:
+  """softmax(query key^T) value for (G, P, L) inputs, one group and one chunk of query rows at a time.
+
+  Memory-efficient attention in the manner of FlashAttention (Dao et al., 2022): the forward pass keeps only each
+  row's log-sum-exp, the backward pass recomputes one chunk's affinity from it, so memory grows with
+  P * QUERY_CHUNK rather than G * P^2 (at NTU size, P = 4096, the 64 MiB-per-clip affinity never exists whole).
+  Working on one group's chunk at a time also keeps it in cache: on CPU this runs about twice as fast as the
+  whole-affinity einsum (benchmarks/README.md). The chunk is the largest divisor of P not above QUERY_CHUNK.
   """
-  g, p, width = query.shape
+  p = query.shape[1]
   chunk = min(p, QUERY_CHUNK)
   while p % chunk:
     chunk -= 1
-  chunks = jnp.moveaxis(query.reshape(g, p // chunk, chunk, width), 1, 0)
-
-  @jax.checkpoint
-  def attend(query_chunk: jax.Array) -> jax.Array:
-    return jnp.einsum("gij,gjl->gil", affinity(query_chunk, key).astype(value.dtype), value)
-
-  return jnp.moveaxis(jax.lax.map(attend, chunks), 0, 1).reshape(g, p, -1)
+  return _chunked(query, key, value, chunk)
 
 
 class NonLocal(nn.Module):
@@ -82,7 +155,7 @@ class NonLocal(nn.Module):
     embed_ratio: L = round(embed_ratio * C), at least 1 (the paper uses C/2).
     impl: `einsum` (explicit softmax), `dot_product_attention` (`jax.nn.dot_product_attention`, scale 1, the
       implementation left to XLA, which may pick a fused kernel on GPU) or `chunked` (`chunked_attention`, the
-      memory-saving one). All three compute the same function.
+      memory-efficient one, with a hand-written backward pass). All three compute the same function.
     dtype: the computation dtype (the softmax runs in float32).
   """
 
