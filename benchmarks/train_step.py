@@ -5,9 +5,9 @@ r"""Train-step benchmark: compile time, step time, samples/s, FLOPs, MFU and pea
 
 The step is the trainer's own (`train.jit_train_step`: sharded over all devices, donated state) on a random
 batch of the config's input shape. FLOPs per step come from XLA's cost analysis of the compiled step. The MFU
-denominator is, on CPU, a float32 peak measured here (fastest of 20 runs of a large jitted matmul, all cores); on GPU/TPU,
-the vendor's dense peak for the dtype (table below; unknown devices print "n/a"). Peak host memory is the
-process's max RSS; peak device memory comes from `memory_stats()` where the backend has it.
+denominator is, on CPU, a float32 peak measured here (fastest of 20 runs of a large jitted matmul, all cores); on
+GPU/TPU, the vendor's dense peak for the dtype (table below; unknown devices print "n/a"). Peak host memory is
+the process's max RSS; peak device memory comes from `memory_stats()` where the backend has it.
 """
 
 from __future__ import annotations
@@ -76,11 +76,13 @@ def device_peak(dtype: str) -> tuple[float | None, str]:
 def model_flops(config, mesh, state, batch, lr_fn) -> float:
   """FLOPs of one train step by XLA's cost analysis of the loop-free, remat-free equivalent program.
 
-  The analysis counts a loop body once, so the `chunked` non-local (a `lax.map`) would be under-counted, and
-  remat's recomputation is not model work: both are switched off here (same parameters, same function).
+  The analysis counts a loop body once, so the `chunked` non-local and the `matmul` convolution kernel gradient
+  (both `lax.map`s) would be under-counted, and remat's recomputation is not model work: all three are switched
+  off here (same parameters, same function).
   """
   reference = config.copy_and_resolve_references()
   reference.model.nonlocal_impl = "einsum"
+  reference.model.conv_kernel_grad = "xla"
   reference.model.remat = False
   apply_fn = models.create_model(reference).apply
   cost = train.jit_train_step(mesh, losses.get_loss_fn(config.loss), lr_fn).lower(
@@ -128,10 +130,11 @@ def main(argv: list[str]) -> None:
   rows = [
       ("device", f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.devices()[0].platform})"),
       ("config", f"batch {batch_size}, input {train.input_shape(config, batch_size)}, dtype {config.dtype}, "
-                 f"nonlocal {config.model.nonlocal_impl}, remat {config.model.remat}"),
+                 f"nonlocal {config.model.nonlocal_impl}, conv kernel grad {config.model.conv_kernel_grad}, "
+                 f"remat {config.model.remat}"),
       ("parameters", f"{models.count_params(state.params):,}"),
       ("compile time", f"{compile_s:.1f} s"),
-      ("model FLOPs/step", f"{flops / 1e9:.1f} GFLOP (XLA cost analysis, einsum non-local, no remat)"),
+      ("model FLOPs/step", f"{flops / 1e9:.1f} GFLOP (XLA cost analysis, einsum non-local, XLA conv, no remat)"),
   ]
   rows += [(f"memory plan: {name}", f"{size / 2**30:.2f} GiB") for name, size in plan.items()]
   if _COMPILE_ONLY.value:

@@ -2,11 +2,12 @@
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from slnl_jax.models import LocalBlock, NonLocal, SLnLBlock
-from slnl_jax.models.blocks import TemporalConv
+from slnl_jax.models.blocks import conv_matmul_kernel_grad
 
 B, T, N = 2, 6, 5
 EPS = 1e-5
@@ -117,12 +118,26 @@ def test_train_mode_batch_statistics_and_dropout():
   np.testing.assert_allclose(np.asarray(first)[kept], 2 * np.asarray(out)[kept], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("kernel_size", [1, 2, 3, 4, 5])
-def test_temporal_conv_equals_flax_conv(kernel_size):
-  """The shifted-matmul k x 1 convolution against flax's own nn.Conv with the same kernel ('SAME' padding)."""
-  x = np.random.default_rng(4).normal(size=(2, 7, 3, 4)).astype(np.float32)
-  conv = TemporalConv(5, kernel_size)
-  variables = conv.init(jax.random.PRNGKey(0), x)
-  assert variables["params"]["kernel"].shape == (kernel_size, 1, 4, 5)
-  expected = nn.Conv(5, (kernel_size, 1), padding="SAME", use_bias=False).apply(variables, x)
-  np.testing.assert_allclose(conv.apply(variables, x), expected, rtol=1e-5, atol=1e-5)
+@pytest.mark.parametrize("kernel_size", [(1, 1), (2, 1), (3, 1), (1, 4), (5, 1), (3, 3), (2, 3), (4, 5)])
+def test_matmul_kernel_grad_conv_equals_xla_conv_in_value_and_gradients(kernel_size):
+  """Against flax's nn.Conv on XLA's own convolution ('SAME' padding), with JAX's autodiff for its gradients."""
+  x = np.random.default_rng(4).normal(size=(2, 7, 6, 4)).astype(np.float32)
+  ours = nn.Conv(5, kernel_size, padding="SAME", use_bias=False, conv_general_dilated=conv_matmul_kernel_grad)
+  xla = nn.Conv(5, kernel_size, padding="SAME", use_bias=False)
+  variables = xla.init(jax.random.PRNGKey(0), x)
+
+  def loss(conv, variables, x):
+    return jnp.sum(jnp.sin(conv.apply(variables, x)))
+
+  np.testing.assert_allclose(ours.apply(variables, x), xla.apply(variables, x), rtol=1e-5, atol=1e-5)
+  for got, want in zip(
+    jax.grad(loss, argnums=(1, 2))(ours, variables, x), jax.grad(loss, argnums=(1, 2))(xla, variables, x), strict=True
+  ):
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_matmul_kernel_grad_conv_rejects_strides():
+  x = np.zeros((1, 4, 4, 2), np.float32)
+  with pytest.raises(NotImplementedError, match="stride 1"):
+    nn.Conv(3, (3, 3), strides=2, conv_general_dilated=conv_matmul_kernel_grad).init(jax.random.PRNGKey(0), x)

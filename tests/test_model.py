@@ -157,7 +157,7 @@ def test_intermediates_paths_and_shapes(forward, variables):
 def test_variants_share_the_parameter_tree_and_agree(forward, variables):
   x = _clips(6)
   reference, _ = forward(variables, x)
-  for overrides in ({"remat": True}, {"nonlocal_impl": "dot_product_attention"}):
+  for overrides in ({"remat": True}, {"nonlocal_impl": "dot_product_attention"}, {"conv_kernel_grad": "xla"}):
     variant = create_model(_tiny_config(**overrides))
     out = jax.jit(functools.partial(variant.apply, train=False))(variables, x)
     for name in reference:

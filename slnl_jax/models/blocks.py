@@ -3,6 +3,8 @@
 Both map (B, T, N, C_in) -> (B, T, N, features), channels-last over frames x joints.
 """
 
+import functools
+from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -21,25 +23,72 @@ def batch_norm(train: bool, dtype: Any, name: str) -> nn.BatchNorm:
   return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype, name=name)
 
 
-class TemporalConv(nn.Module):
-  """A bias-free, 'SAME'-padded k x 1 convolution over frames of a (B, T, N, C) map, as k shifted matmuls.
+def conv_matmul_kernel_grad(
+  lhs: jax.Array,
+  rhs: jax.Array,
+  window_strides: Sequence[int],
+  padding: str | Sequence[tuple[int, int]],
+  lhs_dilation: Sequence[int] | None = None,
+  rhs_dilation: Sequence[int] | None = None,
+  dimension_numbers: Any = None,
+  feature_group_count: int = 1,
+  precision: Any = None,
+) -> jax.Array:
+  """`lax.conv_general_dilated` whose kernel gradient is computed as kh * kw matmuls of shifted inputs.
 
-  The same function and parameter (`kernel`, (k, 1, C, features), LeCun-normal) as `nn.Conv(features, (k, 1))`.
-  XLA:CPU runs convolutions along the frame axis 2-4x slower than k matmuls over shifted frames (forward and
-  backward; benchmarks/README.md), and accelerators run either well.
+  XLA:CPU's convolution kernel gradient runs 3-12x slower than these matmuls at NTU batch 32 (forward and input
+  gradient are fine; benchmarks/README.md), so the forward pass and the input gradient stay XLA's. Same
+  function and gradients; pass it as `nn.Conv(conv_general_dilated=...)`. Supports what the local blocks use:
+  2-D, channels-last (NHWC / HWIO), stride 1, no dilation, one feature group.
   """
+  conv = functools.partial(
+    jax.lax.conv_general_dilated,
+    window_strides=window_strides,
+    padding=padding,
+    lhs_dilation=lhs_dilation,
+    rhs_dilation=rhs_dilation,
+    dimension_numbers=dimension_numbers,
+    feature_group_count=feature_group_count,
+    precision=precision,
+  )
+  channels_last = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
+  if (
+    jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) != channels_last
+    or any(s != 1 for s in window_strides)
+    or any(d != 1 for d in (*(lhs_dilation or ()), *(rhs_dilation or ())))
+    or feature_group_count != 1
+  ):
+    raise NotImplementedError("conv_matmul_kernel_grad: only 2-D NHWC/HWIO, stride 1, undilated, ungrouped")
+  kh, kw = rhs.shape[:2]
+  pads = jax.lax.padtype_to_pads(lhs.shape[1:3], (kh, kw), (1, 1), padding) if isinstance(padding, str) else padding
 
-  features: int
-  kernel_size: int
-  dtype: Any = jnp.float32
+  @jax.custom_vjp
+  def convolve(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    return conv(x, kernel)
 
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    k, frames = self.kernel_size, x.shape[1]
-    kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, 1, x.shape[-1], self.features))
-    x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
-    x = jnp.pad(x, ((0, 0), ((k - 1) // 2, k // 2), (0, 0), (0, 0)))
-    return sum(jnp.einsum("btnc,cf->btnf", x[:, i : i + frames], kernel[i, 0]) for i in range(k))
+  def forward(x: jax.Array, kernel: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    return conv(x, kernel), (x, kernel)
+
+  def backward(residuals: tuple[jax.Array, jax.Array], d_out: jax.Array) -> tuple[jax.Array, jax.Array]:
+    x, kernel = residuals
+    d_x = jax.vjp(lambda x: conv(x, kernel), x)[1](d_out)[0]
+    x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+    frames, joints = d_out.shape[1:3]
+
+    def tap(offset: jax.Array) -> jax.Array:
+      shifted = jax.lax.dynamic_slice(x, (0, offset[0], offset[1], 0), (x.shape[0], frames, joints, x.shape[3]))
+      return jnp.einsum("btnc,btnf->cf", shifted, d_out, preferred_element_type=jnp.float32)
+
+    # A loop, so that one shifted copy of x exists at a time (unrolled, XLA makes all kh * kw copies at once).
+    offsets = jnp.array([(i, j) for i in range(kh) for j in range(kw)], jnp.int32)
+    d_kernel = jax.lax.map(tap, offsets).reshape(kernel.shape)
+    return d_x, d_kernel.astype(kernel.dtype)
+
+  convolve.defvjp(forward, backward)
+  return convolve(lhs, rhs)
+
+
+CONV_KERNEL_GRADS = {"xla": jax.lax.conv_general_dilated, "matmul": conv_matmul_kernel_grad}
 
 
 class LocalBlock(nn.Module):
@@ -54,12 +103,15 @@ class LocalBlock(nn.Module):
     kernel_size: k.
     dropout_rate: dropout after the residual sum (0.2 in the paper).
     dtype: the computation dtype.
+    conv_kernel_grad: `xla` (XLA's own convolution gradients) or `matmul` (the kernel gradient as matmuls,
+      `conv_matmul_kernel_grad`: the same function, several times faster on CPU).
   """
 
   features: int
   kernel_size: int = 3
   dropout_rate: float = 0.2
   dtype: Any = jnp.float32
+  conv_kernel_grad: str = "xla"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -76,9 +128,15 @@ class LocalBlock(nn.Module):
   @nn.nowrap
   def stage(self, kind: str, kernel: tuple[int, int], x: jax.Array) -> jax.Array:
     """One stage of the block: the local convolution of `kind`."""
-    if kind == "temporal":
-      return TemporalConv(self.features, kernel[0], self.dtype, name=f"conv_{kind}")(x)
-    return nn.Conv(self.features, kernel, padding="SAME", use_bias=False, dtype=self.dtype, name=f"conv_{kind}")(x)
+    return nn.Conv(
+      self.features,
+      kernel,
+      padding="SAME",
+      use_bias=False,
+      dtype=self.dtype,
+      conv_general_dilated=CONV_KERNEL_GRADS[self.conv_kernel_grad],
+      name=f"conv_{kind}",
+    )(x)
 
 
 class SLnLBlock(LocalBlock):

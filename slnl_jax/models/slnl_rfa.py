@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from slnl_jax.models.blocks import LocalBlock, SLnLBlock, batch_norm
+from slnl_jax.models.blocks import CONV_KERNEL_GRADS, LocalBlock, SLnLBlock, batch_norm
 from slnl_jax.models.frequency_attention import FrequencyAttention
 from slnl_jax.models.nonlocal_attention import KINDS
 from slnl_jax.models.transform import TransformNetwork
@@ -60,6 +60,7 @@ class Stream(nn.Module):
   dropout_rate: float = 0.2
   remat: bool = False
   dtype: Any = jnp.float32
+  conv_kernel_grad: str = "xla"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -84,10 +85,18 @@ class Stream(nn.Module):
           nonlocal_kinds=self.nonlocal_kinds,
           embed_ratio=self.embed_ratio,
           nonlocal_impl=self.nonlocal_impl,
+          conv_kernel_grad=self.conv_kernel_grad,
           name=f"block_{i}",
         )
       else:
-        block = local_block(features, kernel_size, self.dropout_rate, self.dtype, name=f"block_{i}")
+        block = local_block(
+          features,
+          kernel_size,
+          self.dropout_rate,
+          self.dtype,
+          conv_kernel_grad=self.conv_kernel_grad,
+          name=f"block_{i}",
+        )
       x = block(x, train)
       if (i + 1) % self.pool_every == 0 and i + 1 < num_blocks:
         x = nn.max_pool(x, (2, 2), strides=(2, 2))
@@ -125,6 +134,7 @@ class SLnLrFA(nn.Module):
   dropout_rate: float = 0.2
   remat: bool = False
   dtype: Any = jnp.float32
+  conv_kernel_grad: str = "xla"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> dict[str, jax.Array]:
@@ -150,6 +160,7 @@ class SLnLrFA(nn.Module):
       self.dropout_rate,
       self.remat,
       self.dtype,
+      self.conv_kernel_grad,
     )
     features = {}
     for name, inputs in (("position", x), ("velocity", velocity)):
@@ -174,6 +185,10 @@ def create_model(config: ml_collections.ConfigDict) -> SLnLrFA:
       f"config.model.num_slnl_blocks must be in [0, {len(model.channels)}] (the number of blocks), "
       f"got {model.num_slnl_blocks}"
     )
+  if model.conv_kernel_grad not in CONV_KERNEL_GRADS:
+    raise ValueError(
+      f"config.model.conv_kernel_grad must be one of {tuple(CONV_KERNEL_GRADS)}, got {model.conv_kernel_grad!r}"
+    )
   if model.pool_every < 1:
     raise ValueError(f"config.model.pool_every must be >= 1, got {model.pool_every}")
   return SLnLrFA(
@@ -192,6 +207,7 @@ def create_model(config: ml_collections.ConfigDict) -> SLnLrFA:
     dropout_rate=model.dropout_rate,
     remat=model.remat,
     dtype=DTYPES[config.dtype],
+    conv_kernel_grad=model.conv_kernel_grad,
   )
 
 
@@ -201,8 +217,11 @@ def count_params(tree: Any) -> int:
 
 
 def model_summary(model: SLnLrFA, variables: Any, input_shape: tuple[int, ...]) -> str:
-  """One line: parameter count and XLA's FLOP count of an evaluation forward pass on an `input_shape` batch."""
-  apply = jax.jit(functools.partial(model.apply, train=False))
+  """One line: parameter count and XLA's FLOP count of an evaluation forward pass on an `input_shape` batch.
+
+  The count is of the einsum non-local (the same function): XLA's analysis counts the `chunked` loop body once.
+  """
+  apply = jax.jit(functools.partial(model.clone(nonlocal_impl="einsum").apply, train=False))
   cost = apply.lower(variables, jax.ShapeDtypeStruct(input_shape, jnp.float32)).compile().cost_analysis()
   # Older jax returns one dict per device program.
   if isinstance(cost, list | tuple):
@@ -210,5 +229,5 @@ def model_summary(model: SLnLrFA, variables: Any, input_shape: tuple[int, ...]) 
   flops = cost.get("flops", float("nan"))
   return (
     f"{type(model).__name__}: {count_params(variables['params']):,} parameters, "
-    f"{flops / 1e9:.3f} GFLOPs per forward pass of a {tuple(input_shape)} batch"
+    f"{flops / 1e9:.4g} GFLOPs per forward pass of a {tuple(input_shape)} batch"
   )
