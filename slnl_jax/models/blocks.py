@@ -36,8 +36,8 @@ def conv_matmul_kernel_grad(
 ) -> jax.Array:
   """`lax.conv_general_dilated` whose kernel gradient is computed as kh * kw matmuls of shifted inputs.
 
-  XLA:CPU's convolution kernel gradient runs 3-12x slower than these matmuls at NTU batch 32 (forward and input
-  gradient are fine; benchmarks/README.md), so the forward pass and the input gradient stay XLA's. Same
+  XLA:CPU's convolution kernel gradient runs up to 12x slower than these matmuls at NTU batch 32 (1.1-12x by
+  shape; forward and input gradient are fine; benchmarks/README.md), so those two stay XLA's. Same
   function and gradients; pass it as `nn.Conv(conv_general_dilated=...)`. Supports what the local blocks use:
   2-D, channels-last (NHWC / HWIO), stride 1, no dilation, one feature group.
   """
@@ -104,7 +104,7 @@ class LocalBlock(nn.Module):
     dropout_rate: dropout after the residual sum (0.2 in the paper).
     dtype: the computation dtype.
     conv_kernel_grad: `xla` (XLA's own convolution gradients) or `matmul` (the kernel gradient as matmuls,
-      `conv_matmul_kernel_grad`: the same function, several times faster on CPU).
+      `conv_matmul_kernel_grad`: the same function, up to 12x faster on CPU).
   """
 
   features: int
