@@ -94,16 +94,20 @@ def _chunked_bwd(chunk: int, residuals: tuple, d_out: jax.Array) -> tuple[jax.Ar
 
   def group(args: tuple[jax.Array, ...]) -> tuple[jax.Array, jax.Array, jax.Array]:
     queries, k, v, d_outs, log_totals, row_terms = args
+    k_t = k.T
 
+    # Chunk-sized arrays are held transposed, keys x queries, and the small operands are transposed instead:
+    # every matmul below contracts the lhs's last axis with the rhs's first, the form XLA:CPU runs fastest
+    # (a transposed (512, 4096) lhs made a matmul 4x slower; forward + backward went from 1.14 s to 0.82-0.86 s).
     def rows(carry: tuple[jax.Array, jax.Array], xs: tuple[jax.Array, ...]) -> tuple[tuple, jax.Array]:
       d_key, d_value = carry
       q, d_o, lse, row = xs
-      weights = jnp.exp(jnp.einsum("il,jl->ij", q, k, preferred_element_type=jnp.float32) - lse[:, None])
-      d_value = d_value + jnp.einsum("ij,il->jl", weights, d_o, preferred_element_type=jnp.float32)
-      d_weights = jnp.einsum("il,jl->ij", d_o, v, preferred_element_type=jnp.float32)
-      d_logits = weights * (d_weights - row[:, None])
-      d_key = d_key + jnp.einsum("ij,il->jl", d_logits, q, preferred_element_type=jnp.float32)
-      return (d_key, d_value), jnp.einsum("ij,jl->il", d_logits, k, preferred_element_type=jnp.float32)
+      weights_t = jnp.exp(jnp.einsum("jl,li->ji", k, q.T, preferred_element_type=jnp.float32) - lse[None, :])
+      d_value = d_value + jnp.einsum("ji,il->jl", weights_t, d_o, preferred_element_type=jnp.float32)
+      d_weights_t = jnp.einsum("jl,li->ji", v, d_o.T, preferred_element_type=jnp.float32)
+      d_logits_t = weights_t * (d_weights_t - row[None, :])
+      d_key = d_key + jnp.einsum("ji,il->jl", d_logits_t, q, preferred_element_type=jnp.float32)
+      return (d_key, d_value), jnp.einsum("lj,ji->li", k_t, d_logits_t, preferred_element_type=jnp.float32).T
 
     zeros = (jnp.zeros(k.shape, jnp.float32), jnp.zeros(v.shape, jnp.float32))
     (d_key, d_value), d_query = jax.lax.scan(rows, zeros, (queries, d_outs, log_totals, row_terms))
