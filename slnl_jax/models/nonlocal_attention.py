@@ -136,7 +136,7 @@ def chunked_attention(query: jax.Array, key: jax.Array, value: jax.Array) -> jax
   Memory-efficient attention in the manner of FlashAttention (Dao et al., 2022): the forward pass keeps only each
   row's log-sum-exp, the backward pass recomputes one chunk's affinity from it, so memory grows with
   P * QUERY_CHUNK rather than G * P^2 (at NTU size, P = 4096, the 64 MiB-per-clip affinity never exists whole).
-  Working on one group's chunk at a time also keeps it in cache: on CPU this runs about twice as fast as the
+  Working on one group's chunk at a time also keeps it in cache: on CPU this runs 2-3x as fast as the
   whole-affinity einsum (benchmarks/README.md). The chunk is the largest divisor of P not above QUERY_CHUNK.
   """
   p = query.shape[1]
