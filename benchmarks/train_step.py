@@ -73,18 +73,9 @@ def device_peak(dtype: str) -> tuple[float | None, str]:
   return None, f"unknown device {device.device_kind!r}"
 
 
-def model_flops(config, mesh, state, batch, lr_fn) -> float:
-  """FLOPs of one train step by XLA's cost analysis of the loop-free, remat-free equivalent program.
-
-  The analysis counts a loop body once, so the `chunked` non-local and the `matmul` convolution kernel gradient
-  (both `lax.map`s) would be under-counted, and remat's recomputation is not model work: all three are switched
-  off here (same parameters, same function).
-  """
-  reference = config.copy_and_resolve_references()
-  reference.model.nonlocal_impl = "einsum"
-  reference.model.conv_kernel_grad = "xla"
-  reference.model.remat = False
-  apply_fn = models.create_model(reference).apply
+def model_flops(config, mesh, model, state, batch, lr_fn) -> float:
+  """FLOPs of one train step: XLA's cost analysis of the step of `models.flop_reference(model)`."""
+  apply_fn = models.flop_reference(model).apply
   cost = train.jit_train_step(mesh, losses.get_loss_fn(config.loss), lr_fn).lower(
       state.replace(apply_fn=apply_fn), batch
   ).cost_analysis()
@@ -120,7 +111,7 @@ def main(argv: list[str]) -> None:
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - start
-  flops = model_flops(config, mesh, state, batch, lr_fn)
+  flops = model_flops(config, mesh, model, state, batch, lr_fn)
   memory = compiled.memory_analysis()
   plan = {
       "XLA temporaries": memory.temp_size_in_bytes,

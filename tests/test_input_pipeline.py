@@ -81,12 +81,12 @@ def _train(ds, *, seed=0, epoch=0, batch=4, process_index=0, process_count=1, **
   )
 
 
-def _eval(ds, *, batch=4, process_index=0, process_count=1, drop_remainder=False):
+def _eval(ds, *, batch=4, process_index=0, process_count=1, drop_remainder=False, **dataset):
   return list(
     input_pipeline.as_numpy(
       input_pipeline.eval_dataset(
         ds,
-        config=_config(),
+        config=_config(**dataset),
         global_batch_size=batch,
         process_index=process_index,
         process_count=process_count,
@@ -381,13 +381,8 @@ def test_center_clip_hand_worked():
 
 
 def test_center_channels_applies_to_train_and_eval_batches():
-  for batches in (_train(_ramp_dataset(8), center_channels=1), _eval_centred(_ramp_dataset(8))):
+  for batches in (_train(_ramp_dataset(8), center_channels=1), _eval(_ramp_dataset(8), center_channels=1)):
     for batch in batches:
       channel0 = batch["skeleton"][..., 0][batch.get("mask", np.ones(4, bool))]
       np.testing.assert_allclose(channel0.mean(axis=(1, 2, 3)), 0.0, atol=1e-4)
       assert np.all(batch["skeleton"][..., 1] == batch["label"][:, None, None, None])  # channel 1 untouched
-
-
-def _eval_centred(ds):
-  config = _config(center_channels=1)
-  return list(input_pipeline.as_numpy(input_pipeline.eval_dataset(ds, config=config, global_batch_size=4)))

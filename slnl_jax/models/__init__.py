@@ -3,7 +3,7 @@
 from slnl_jax.models.blocks import LocalBlock, SLnLBlock
 from slnl_jax.models.frequency_attention import FrequencyAttention
 from slnl_jax.models.nonlocal_attention import NonLocal
-from slnl_jax.models.slnl_rfa import SLnLrFA, count_params, create_model, model_summary
+from slnl_jax.models.slnl_rfa import SLnLrFA, count_params, create_model, flop_reference, model_summary
 from slnl_jax.models.transform import TransformNetwork
 
 __all__ = [
@@ -15,5 +15,6 @@ __all__ = [
   "TransformNetwork",
   "count_params",
   "create_model",
+  "flop_reference",
   "model_summary",
 ]
