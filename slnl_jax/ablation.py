@@ -39,7 +39,8 @@ class Variant:
 
 
 # Tables 3-5 of the paper, each relative to the base config (the full SLnL-rFA + SMFL model), plus the
-# paper's Baseline1 (local blocks only, cross-entropy) beside the full model.
+# paper's Baseline1 (local blocks only, cross-entropy) beside the full model. The last row of each is the
+# paper's choice, the one it reports best.
 STUDIES: dict[str, tuple[Variant, ...]] = {
   "loss": (
     Variant("CE (Eq. 12)", ("loss_cross_entropy",)),
@@ -106,16 +107,64 @@ def _total_steps(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> in
   return min(steps, config.train.max_steps) if config.train.max_steps > 0 else steps
 
 
+# Settings that do not change what a run computes: where data lives, how often it logs and checkpoints.
+NOT_COMPARED = frozenset(
+  {
+    "dataset.data_dir",
+    "dataset.manual_dir",
+    "train.log_every_steps",
+    "train.checkpoint_every_steps",
+    "train.keep_checkpoints",
+    "train.keep_best_checkpoints",
+  }
+)
+
+
+def _flatten(tree: Mapping, prefix: str = "") -> dict:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, Mapping):
+      flat |= _flatten(value, f"{prefix}{key}.")
+    else:
+      flat[prefix + key] = value
+  return flat
+
+
+def check_same_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+  """Raises if `workdir` holds a run trained with another config than `config`.
+
+  Run directories are named by the three settings the ablations change, so a study rerun into the same
+  --workdir with another budget (epochs, lr decay, T, ...) would otherwise reuse or resume runs of the old
+  one. Compared: every setting present both in `config` and in the run's `config.json` (written by
+  `train.train_and_evaluate`) except `NOT_COMPARED`; a setting the code gained after the run was trained is
+  not compared.
+
+  Raises:
+    ValueError: naming each setting that differs, with both values.
+  """
+  path = workdir / "config.json"
+  if not path.exists():
+    return
+  stored = _flatten(json.loads(path.read_text()))
+  wanted = _flatten(json.loads(config.to_json_best_effort()))
+  differ = sorted(k for k in stored.keys() & wanted.keys() - NOT_COMPARED if stored[k] != wanted[k])
+  if differ:
+    changes = "; ".join(f"{k} = {stored[k]!r} there, {wanted[k]!r} now" for k in differ)
+    raise ValueError(f"{workdir} was trained with another config ({changes}): give this study its own --workdir")
+
+
 def run_once(config: ml_collections.ConfigDict, workdir: pathlib.Path, train_fn: TrainFn) -> dict:
   """Trains one variant/seed unless `workdir/result.json` exists; returns that file's content.
 
   The result is the last evaluation in `workdir/metrics.jsonl` once it is at the final step; a run stopped
   earlier (SIGTERM) raises, and rerunning resumes it. `wall_s` is the time this tool spent training it
-  (summed over resumptions).
+  (summed over resumptions). A run trained with another config is never reused (`check_same_config`).
 
   Raises:
     RuntimeError: the run stopped before its final step.
+    ValueError: `workdir` holds a run of another config.
   """
+  check_same_config(config, workdir)
   result_path = workdir / RESULT_FILE
   if result_path.exists():
     return json.loads(result_path.read_text())
@@ -215,6 +264,25 @@ def markdown_table(rows: Sequence[Row]) -> str:
   return "\n".join(lines)
 
 
+def paper_choice_sentence(rows: Sequence[Row]) -> str:
+  """Where the paper's choice (the last row) ranks by mean top-1, and how that compares with the seed spread."""
+  choice = rows[-1]
+  rank = 1 + sum(row.mean > choice.mean for row in rows)
+  best = max(rows, key=lambda row: row.mean)
+  stds = [row.std for row in rows if not math.isnan(row.std)]
+  spread = f" The largest sample std over seeds is {_percent(max(stds))} points." if stds else ""
+  if rank == 1:
+    return (
+      f"The paper's choice, {choice.label}, has the highest mean top-1 ({_percent(choice.mean)} %), as in the paper."
+      + spread
+    )
+  return (
+    f"The paper's choice, {choice.label}, ranks {rank} of {len(rows)} by mean top-1 ({_percent(choice.mean)} %); "
+    f"{best.label} is highest ({_percent(best.mean)} %, {_percent(best.mean - choice.mean)} points more), "
+    f"where the paper ranks its choice first.{spread}"
+  )
+
+
 def plot_study(rows: Sequence[Row], title: str, path: str | pathlib.Path) -> pathlib.Path:
   """Bar chart of mean top-1 per variant, sample-std error bars, and each seed as a dot."""
   # Agg canvas, no pyplot (as in slnl_jax/visualize.py): no global backend state.
@@ -261,7 +329,8 @@ def write_report(
   summary = {}
   for study, rows in tables.items():
     plot_study(rows, TITLES[study], out_dir / f"{study}.png")
-    sections += ["", f"## {TITLES[study]}", "", markdown_table(rows), "", f"![{study}]({study}.png)"]
+    sections += ["", f"## {TITLES[study]}", "", markdown_table(rows), "", paper_choice_sentence(rows)]
+    sections += ["", f"![{study}]({study}.png)"]
     summary[study] = [dataclasses.asdict(row) | {"mean": row.mean, "std": row.std} for row in rows]
   keys = [row.key for rows in tables.values() for row in rows]
   key = curve_key if curve_key in keys else keys[0]

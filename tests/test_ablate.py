@@ -40,6 +40,20 @@ def test_markdown_table_cells():
   assert "±" not in one_seed and "12.35" in one_seed
 
 
+def test_paper_choice_sentence_ranks_the_last_row():
+  ce = ablation.Row("CE", "a", {0: 0.80, 1: 0.84}, wall_s=1.0)  # mean 82 %, sample std 2.83 points
+  fl = ablation.Row("FL", "b", {0: 0.85, 1: 0.85}, wall_s=1.0)  # 85 %
+  smfl = ablation.Row("SMFL", "c", {0: 0.83, 1: 0.83}, wall_s=1.0)  # 83 %: second of three
+  assert ablation.paper_choice_sentence([ce, fl, smfl]) == (
+    "The paper's choice, SMFL, ranks 2 of 3 by mean top-1 (83.00 %); FL is highest (85.00 %, 2.00 points more), "
+    "where the paper ranks its choice first. The largest sample std over seeds is 2.83 points."
+  )
+  best = ablation.Row("SMFL", "c", {0: 0.9}, wall_s=1.0)
+  assert ablation.paper_choice_sentence([ablation.Row("CE", "a", {0: 0.8}, wall_s=1.0), best]) == (
+    "The paper's choice, SMFL, has the highest mean top-1 (90.00 %), as in the paper."
+  )
+
+
 def test_equal_variants_share_runs_and_finished_runs_are_reused(tmp_path):
   base = msr_action3d.get_config()  # the full model: smfl, residual FA, M1 = 2
   planted = {  # Table 3 has 4 runs, Table 4 has 5, one of them (smfl + residual) in both: 8 runs per seed.
@@ -63,6 +77,29 @@ def test_equal_variants_share_runs_and_finished_runs_are_reused(tmp_path):
   assert loss[0] == ("cross_entropy-residual-m1_2", {0: 0.10, 1: 0.11})
   assert loss[3] == ("smfl-residual-m1_2", {0: 0.90, 1: 0.91})
   assert [r.top1_by_seed[0] for r in tables["frequency"]] == [0.40, 0.50, 0.60, 0.70, 0.90]
+
+
+def test_a_run_of_another_config_is_never_reused(tmp_path):
+  base = msr_action3d.get_config()
+  run = tmp_path / "runs" / "cross_entropy-residual-m1_0" / "seed_0"  # Baseline1's run directory
+  run.mkdir(parents=True)
+  (run / "result.json").write_text(json.dumps({"top1": 0.5, "wall_s": 1.0}))
+  stored = json.loads(ablation.variant_config(base, ablation.STUDIES["baseline"][0], 0, ablations.apply).to_json())
+  stored["train"]["num_epochs"] = 15  # the same variant trained with another budget
+  (run / "config.json").write_text(json.dumps(stored))
+  with pytest.raises(
+    ValueError, match=r"seed_0 was trained with another config \(train.num_epochs = 15 there, 60 now\)"
+  ):
+    ablation.run_study(base, ["baseline"], [0], tmp_path, ablations.apply, _never_train)
+
+  # Where the data lives does not matter, nor a setting the code gained after the run was trained.
+  stored["train"]["num_epochs"] = base.train.num_epochs
+  stored["dataset"]["manual_dir"] = "/elsewhere"
+  del stored["model"]["conv_kernel_grad"]
+  (run / "config.json").write_text(json.dumps(stored))
+  assert ablation.run_once(
+    ablation.variant_config(base, ablation.STUDIES["baseline"][0], 0, ablations.apply), run, _never_train
+  ) == {"top1": 0.5, "wall_s": 1.0}
 
 
 def test_unknown_study_is_named(tmp_path):
