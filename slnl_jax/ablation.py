@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import pathlib
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -304,6 +305,35 @@ def plot_study(rows: Sequence[Row], title: str, path: str | pathlib.Path) -> pat
   return pathlib.Path(path)
 
 
+def _rows_from_json(rows: Sequence[Mapping]) -> list[Row]:
+  return [
+    Row(r["label"], r["key"], {int(seed): top1 for seed, top1 in r["top1_by_seed"].items()}, r["wall_s"]) for r in rows
+  ]
+
+
+def render_report(report: Mapping, image_dir: str = "", level: int = 1) -> list[str]:
+  """Markdown lines of a report as stored in `results.json` (see `write_report`).
+
+  `image_dir` is prefixed to the PNG names (the report folder as seen from the page that shows it); `level` is
+  the Markdown heading level of the report's title, its tables one below.
+  """
+  head = "#" * level
+  seeds = report["seeds"]
+  lines = [
+    f"Command: `{report['command']}`",
+    "",
+    f"Seeds: {', '.join(map(str, seeds))}. Top-1 of the concat head on the test split after the last epoch;"
+    " mean ± sample standard deviation over seeds.",
+  ]
+  for study, rows in report["studies"].items():
+    rows = _rows_from_json(rows)
+    lines += ["", f"{head}# {TITLES[study]}", "", markdown_table(rows), "", paper_choice_sentence(rows)]
+    lines += ["", f"![{study}]({image_dir}{study}.png)"]
+  curve = report["learning_curve"]
+  lines += ["", f"{head}# Learning curve (`{curve['key']}`, seed {curve['seed']})", ""]
+  return [*lines, f"![learning curve]({image_dir}learning_curve.png)"]
+
+
 def write_report(
   tables: Mapping[str, Sequence[Row]],
   root: pathlib.Path,
@@ -312,32 +342,65 @@ def write_report(
   seeds: Sequence[int],
   curve_key: str,
 ) -> pathlib.Path:
-  """Writes `out_dir/results.md` (+ `results.json`), one `<study>.png` per study and `learning_curve.png`.
+  """Writes `out_dir/results.md` and `results.json`, one `<study>.png` per study and `learning_curve.png`.
 
   `root` holds the runs (`root/runs/...`). The learning curve is that of run `curve_key` (the base config,
   i.e. the full model) at the first seed, or of the first row when no table contains that run.
+  `results.json` holds everything results.md shows: {"command", "seeds", "studies": {study: [row, ...]},
+  "learning_curve": {"key", "seed"}}, each row `Row`'s fields plus its "mean" and "std".
   """
   out_dir.mkdir(parents=True, exist_ok=True)
-  sections = [
-    "# Ablation results",
-    "",
-    f"Command: `{command}`",
-    "",
-    f"Seeds: {', '.join(map(str, seeds))}. Top-1 of the concat head on the test split after the last epoch;"
-    " mean ± sample standard deviation over seeds.",
-  ]
-  summary = {}
+  studies = {}
   for study, rows in tables.items():
     plot_study(rows, TITLES[study], out_dir / f"{study}.png")
-    sections += ["", f"## {TITLES[study]}", "", markdown_table(rows), "", paper_choice_sentence(rows)]
-    sections += ["", f"![{study}]({study}.png)"]
-    summary[study] = [dataclasses.asdict(row) | {"mean": row.mean, "std": row.std} for row in rows]
+    studies[study] = [dataclasses.asdict(row) | {"mean": row.mean, "std": row.std} for row in rows]
   keys = [row.key for rows in tables.values() for row in rows]
   key = curve_key if curve_key in keys else keys[0]
   curve_source = root / "runs" / key / f"seed_{seeds[0]}" / "metrics.jsonl"
   visualize.plot_learning_curves(curve_source, out_dir / "learning_curve.png")
-  sections += ["", f"## Learning curve (`{key}`, seed {seeds[0]})", "", "![learning curve](learning_curve.png)", ""]
-  (out_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+  report = {
+    "command": command,
+    "seeds": list(seeds),
+    "studies": studies,
+    "learning_curve": {"key": key, "seed": seeds[0]},
+  }
+  (out_dir / "results.json").write_text(json.dumps(report, indent=2) + "\n")
   path = out_dir / "results.md"
-  path.write_text("\n".join(sections))
+  path.write_text("\n".join(["# Ablation results", "", *render_report(report), ""]))
   return path
+
+
+def target_sentence(rows: Sequence[Row], target: float) -> str:
+  """Whether the full model (the last row of the baseline study) reaches `target` top-1 (a fraction) on average."""
+  full, baseline = rows[-1], rows[0]
+  gap = full.mean - target
+  verdict = f"met, {_percent(gap)} points above" if gap >= 0 else f"missed by {_percent(-gap)} points"
+  return (
+    f"{full.label}: {_percent(full.mean)} ± {_percent(full.std)} % top-1 over {len(full.top1_by_seed)} seeds; "
+    f"the target of {_percent(target)} % is {verdict}. {baseline.label}: {_percent(baseline.mean)} ± "
+    f"{_percent(baseline.std)} %."
+  )
+
+
+def write_page(
+  intro: str, sections: Sequence[tuple[str, pathlib.Path]], out: pathlib.Path, target: float | None = None
+) -> pathlib.Path:
+  """Writes one Markdown page: `intro`, a summary, then one section per (title, report folder of `write_report`).
+
+  The summary repeats, per report, where the paper's choice ranks in each table and, with `target` (a top-1
+  fraction), whether the full model of each baseline study reaches it. Every number comes from the reports'
+  `results.json`, so rerunning the reports' commands and this regenerates the page.
+  """
+  reports = [(title, folder, json.loads((folder / "results.json").read_text())) for title, folder in sections]
+  lines = [intro.rstrip(), "", "## Summary", ""]
+  for title, _, report in reports:
+    for study, rows in report["studies"].items():
+      rows = _rows_from_json(rows)
+      if study == "baseline" and target is not None:
+        lines.append(f"- {title}, {TITLES[study]}: {target_sentence(rows, target)}")
+      lines.append(f"- {title}, {TITLES[study]}: {paper_choice_sentence(rows)}")
+  for title, folder, report in reports:
+    image_dir = pathlib.Path(os.path.relpath(folder, out.parent)).as_posix() + "/"
+    lines += ["", f"## {title}", "", *render_report(report, image_dir, level=2)]
+  out.write_text("\n".join([*lines, ""]))
+  return out

@@ -136,6 +136,11 @@ def test_tiny_real_study_end_to_end(tmp_path, shared_data, monkeypatch):
     assert row.top1_by_seed == {0: last_eval["concat_top1"]}
   text = report.read_text()
   assert "local only (M1 = 0)" in text and "`smfl-residual-m1_1`" in text
+  stored = json.loads((root / "report" / "results.json").read_text())
+  assert stored["seeds"] == [0] and stored["learning_curve"] == {"key": "smfl-residual-m1_1", "seed": 0}
+  assert [r["top1_by_seed"] for r in stored["studies"]["affinity"]] == [
+    {"0": r.top1_by_seed[0]} for r in tables["affinity"]
+  ]
   for name in ("affinity.png", "learning_curve.png"):
     assert (root / "report" / name).read_bytes()[:8] == PNG_MAGIC
 
@@ -145,3 +150,63 @@ def test_tiny_real_study_end_to_end(tmp_path, shared_data, monkeypatch):
   with pytest.raises(RuntimeError, match="before its final step 2"):
     ablation.run_study(config, ["affinity"], [5], root, ablations.apply, lambda config, workdir: None)
   assert not (root / "runs" / keys[0] / "seed_5" / "result.json").exists()
+
+
+def _report(command, studies, curve_key):
+  return {
+    "command": command,
+    "seeds": [0, 1],
+    "studies": {
+      study: [{"label": lab, "key": key, "top1_by_seed": {"0": a, "1": b}, "wall_s": w} for lab, key, a, b, w in rows]
+      for study, rows in studies.items()
+    },
+    "learning_curve": {"key": curve_key, "seed": 0},
+  }
+
+
+def test_target_sentence_by_hand():
+  rows = [
+    ablation.Row("Baseline1", "a", {0: 0.80, 1: 0.84}, wall_s=1.0),  # 82 ± 2.83 %
+    ablation.Row("full", "b", {0: 0.86, 1: 0.88}, wall_s=1.0),  # 87 ± 1.41 %
+  ]
+  assert ablation.target_sentence(rows, 0.85) == (
+    "full: 87.00 ± 1.41 % top-1 over 2 seeds; the target of 85.00 % is met, 2.00 points above. "
+    "Baseline1: 82.00 ± 2.83 %."
+  )
+  assert "the target of 90.00 % is missed by 3.00 points" in ablation.target_sentence(rows, 0.90)
+
+
+def test_page_is_built_from_the_reports_results_json(tmp_path):
+  target, tables = tmp_path / "results" / "target", tmp_path / "results" / "tables"
+  for folder in (target, tables):
+    folder.mkdir(parents=True)
+  (target / "results.json").write_text(
+    json.dumps(
+      _report(
+        "python tools/ablate.py A", {"baseline": [("B1", "k0", 0.8, 0.84, 10), ("full", "k1", 0.86, 0.88, 20)]}, "k1"
+      )
+    )
+  )
+  loss = [("CE", "c", 0.9, 0.9, 5), ("SMFL", "k1", 0.86, 0.88, 20)]
+  (tables / "results.json").write_text(json.dumps(_report("python tools/ablate.py B", {"loss": loss}, "k1")))
+  page = ablation.write_page(
+    "# Results\n\nintro text\n", [("At the preset", target), ("Table 3", tables)], tmp_path / "page.md", 0.85
+  ).read_text()
+
+  lines = page.splitlines()
+  assert lines[:2] == ["# Results", ""] and "intro text" in lines
+  summary = lines[lines.index("## Summary") + 2 : lines.index("## At the preset") - 1]
+  assert summary == [
+    "- At the preset, Full model vs Baseline1: full: 87.00 ± 1.41 % top-1 over 2 seeds; the target of 85.00 % is met, "
+    "2.00 points above. B1: 82.00 ± 2.83 %.",
+    "- At the preset, Full model vs Baseline1: The paper's choice, full, has the highest mean top-1 (87.00 %), as in "
+    "the paper. The largest sample std over seeds is 2.83 points.",
+    "- Table 3, Table 3: loss function: The paper's choice, SMFL, ranks 2 of 2 by mean top-1 (87.00 %); CE is highest "
+    "(90.00 %, 3.00 points more), where the paper ranks its choice first. The largest sample std over seeds is 1.41 "
+    "points.",
+  ]
+  assert "Command: `python tools/ablate.py B`" in lines
+  assert "| CE | `c` | 90.00 ± 0.00 | 90.00 | 90.00 | 5 |" in lines
+  # Images are linked relative to the page; report headings sit one level below the section's.
+  assert "![loss](results/tables/loss.png)" in lines and "![learning curve](results/target/learning_curve.png)" in lines
+  assert "### Table 3: loss function" in lines
