@@ -2,6 +2,8 @@
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -210,3 +212,29 @@ def test_page_is_built_from_the_reports_results_json(tmp_path):
   # Images are linked relative to the page; report headings sit one level below the section's.
   assert "![loss](results/tables/loss.png)" in lines and "![learning curve](results/target/learning_curve.png)" in lines
   assert "### Table 3: loss function" in lines
+
+
+def test_results_page_cli(tmp_path):
+  report = tmp_path / "report"
+  report.mkdir()
+  (report / "results.json").write_text(
+    json.dumps(
+      _report(
+        "python tools/ablate.py A", {"affinity": [("local", "k0", 0.5, 0.5, 1), ("SLnL", "k1", 0.6, 0.6, 2)]}, "k1"
+      )
+    )
+  )
+  (tmp_path / "intro.md").write_text("# Page\n")
+  command = [
+    sys.executable,
+    "tools/results_page.py",
+    f"--intro={tmp_path / 'intro.md'}",
+    f"--out={tmp_path / 'page.md'}",
+  ]
+  ok = subprocess.run([*command, f"--section=Study=A={report}"], capture_output=True, text=True, check=False)
+  assert ok.returncode == 0, ok.stderr
+  page = (tmp_path / "page.md").read_text()
+  assert "## Study=A" in page and "The paper's choice, SLnL, has the highest mean top-1 (60.00 %)" in page
+
+  missing = subprocess.run([*command, f"--section=B={tmp_path}"], capture_output=True, text=True, check=False)
+  assert missing.returncode != 0 and f"{tmp_path / 'results.json'} does not exist" in missing.stderr
