@@ -372,13 +372,12 @@ def write_report(
 
 def target_sentence(rows: Sequence[Row], target: float) -> str:
   """Whether the full model (the last row of the baseline study) reaches `target` top-1 (a fraction) on average."""
-  full, baseline = rows[-1], rows[0]
+  full = rows[-1]
   gap = full.mean - target
   verdict = f"met, {_percent(gap)} points above" if gap >= 0 else f"missed by {_percent(-gap)} points"
   return (
     f"{full.label}: {_percent(full.mean)} ± {_percent(full.std)} % top-1 over {len(full.top1_by_seed)} seeds; "
-    f"the target of {_percent(target)} % is {verdict}. {baseline.label}: {_percent(baseline.mean)} ± "
-    f"{_percent(baseline.std)} %."
+    f"the target of {_percent(target)} % is {verdict}."
   )
 
 
@@ -394,11 +393,11 @@ def write_page(
   reports = [(title, folder, json.loads((folder / "results.json").read_text())) for title, folder in sections]
   lines = [intro.rstrip(), "", "## Summary", ""]
   for title, _, report in reports:
+    lines.append(f"- **{title}**")
     for study, rows in report["studies"].items():
       rows = _rows_from_json(rows)
-      if study == "baseline" and target is not None:
-        lines.append(f"- {title}, {TITLES[study]}: {target_sentence(rows, target)}")
-      lines.append(f"- {title}, {TITLES[study]}: {paper_choice_sentence(rows)}")
+      check = target_sentence(rows, target) + " " if study == "baseline" and target is not None else ""
+      lines.append(f"  - {TITLES[study]}: {check}{paper_choice_sentence(rows)}")
   for title, folder, report in reports:
     image_dir = pathlib.Path(os.path.relpath(folder, out.parent)).as_posix() + "/"
     lines += ["", f"## {title}", "", *render_report(report, image_dir, level=2)]
