@@ -30,19 +30,19 @@ _STEPS = flags.DEFINE_integer("steps", None, "Timed steps after warm-up (default
 _DTYPE = flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"], "Compute dtype (default: config.dtype).")
 _WARMUP = flags.DEFINE_integer("warmup", 1, "Untimed steps after compilation.")
 _COMPILE_ONLY = flags.DEFINE_bool(
-    "compile_only", False, "Stop after compiling: FLOPs and XLA's memory plan, no steps (sizes any device's need)."
+  "compile_only", False, "Stop after compiling: FLOPs and XLA's memory plan, no steps (sizes any device's need)."
 )
 
 # Vendor dense peaks (FLOP/s) per chip, by dtype; matched against `device_kind` substrings.
 _VENDOR_PEAK = {
-    "H200": {"bfloat16": 989e12, "float32": 67e12},
-    "H100": {"bfloat16": 989e12, "float32": 67e12},
-    "A100": {"bfloat16": 312e12, "float32": 19.5e12},
-    "L4": {"bfloat16": 121e12, "float32": 30e12},
-    "TPU v4": {"bfloat16": 275e12, "float32": 275e12 / 2},
-    "TPU v5 lite": {"bfloat16": 197e12, "float32": 197e12 / 2},
-    "TPU v5": {"bfloat16": 459e12, "float32": 459e12 / 2},
-    "TPU v6": {"bfloat16": 918e12, "float32": 918e12 / 2},
+  "H200": {"bfloat16": 989e12, "float32": 67e12},
+  "H100": {"bfloat16": 989e12, "float32": 67e12},
+  "A100": {"bfloat16": 312e12, "float32": 19.5e12},
+  "L4": {"bfloat16": 121e12, "float32": 30e12},
+  "TPU v4": {"bfloat16": 275e12, "float32": 275e12 / 2},
+  "TPU v5 lite": {"bfloat16": 197e12, "float32": 197e12 / 2},
+  "TPU v5": {"bfloat16": 459e12, "float32": 459e12 / 2},
+  "TPU v6": {"bfloat16": 918e12, "float32": 918e12 / 2},
 }
 
 
@@ -76,9 +76,11 @@ def device_peak(dtype: str) -> tuple[float | None, str]:
 def model_flops(config, mesh, model, state, batch, lr_fn) -> float:
   """FLOPs of one train step: XLA's cost analysis of the step of `models.flop_reference(model)`."""
   apply_fn = models.flop_reference(model).apply
-  cost = train.jit_train_step(mesh, losses.get_loss_fn(config.loss), lr_fn).lower(
-      state.replace(apply_fn=apply_fn), batch
-  ).cost_analysis()
+  cost = (
+    train.jit_train_step(mesh, losses.get_loss_fn(config.loss), lr_fn)
+    .lower(state.replace(apply_fn=apply_fn), batch)
+    .cost_analysis()
+  )
   if isinstance(cost, list | tuple):  # older jax: one dict per program
     cost = cost[0]
   return float(cost.get("flops", float("nan")))
@@ -100,11 +102,11 @@ def main(argv: list[str]) -> None:
   state = train.create_train_state(config, model, train.create_optimizer(config, lr_fn), mesh)
   rng = np.random.default_rng(0)
   batch = sharding.shard_batch(
-      {
-          "skeleton": rng.normal(size=train.input_shape(config, batch_size)).astype(np.float32),
-          "label": rng.integers(0, config.dataset.num_classes, batch_size).astype(np.int32),
-      },
-      mesh,
+    {
+      "skeleton": rng.normal(size=train.input_shape(config, batch_size)).astype(np.float32),
+      "label": rng.integers(0, config.dataset.num_classes, batch_size).astype(np.int32),
+    },
+    mesh,
   )
   step = train.jit_train_step(mesh, losses.get_loss_fn(config.loss), lr_fn)
 
@@ -114,18 +116,21 @@ def main(argv: list[str]) -> None:
   flops = model_flops(config, mesh, model, state, batch, lr_fn)
   memory = compiled.memory_analysis()
   plan = {
-      "XLA temporaries": memory.temp_size_in_bytes,
-      "arguments (state + batch)": memory.argument_size_in_bytes,
-      "outputs": memory.output_size_in_bytes,
+    "XLA temporaries": memory.temp_size_in_bytes,
+    "arguments (state + batch)": memory.argument_size_in_bytes,
+    "outputs": memory.output_size_in_bytes,
   }
   rows = [
-      ("device", f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.devices()[0].platform})"),
-      ("config", f"batch {batch_size}, input {train.input_shape(config, batch_size)}, dtype {config.dtype}, "
-                 f"nonlocal {config.model.nonlocal_impl}, conv kernel grad {config.model.conv_kernel_grad}, "
-                 f"remat {config.model.remat}"),
-      ("parameters", f"{models.count_params(state.params):,}"),
-      ("compile time", f"{compile_s:.1f} s"),
-      ("model FLOPs/step", f"{flops / 1e9:.1f} GFLOP (XLA cost analysis, einsum non-local, XLA conv, no remat)"),
+    ("device", f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.devices()[0].platform})"),
+    (
+      "config",
+      f"batch {batch_size}, input {train.input_shape(config, batch_size)}, dtype {config.dtype}, "
+      f"nonlocal {config.model.nonlocal_impl}, conv kernel grad {config.model.conv_kernel_grad}, "
+      f"remat {config.model.remat}",
+    ),
+    ("parameters", f"{models.count_params(state.params):,}"),
+    ("compile time", f"{compile_s:.1f} s"),
+    ("model FLOPs/step", f"{flops / 1e9:.1f} GFLOP (XLA cost analysis, einsum non-local, XLA conv, no remat)"),
   ]
   rows += [(f"memory plan: {name}", f"{size / 2**30:.2f} GiB") for name, size in plan.items()]
   if _COMPILE_ONLY.value:
@@ -147,12 +152,12 @@ def main(argv: list[str]) -> None:
   achieved = flops / step_s
   device_mem = jax.devices()[0].memory_stats() or {}
   rows += [
-      ("step time (median)", f"{step_s:.3f} s over {steps} steps (min {min(times):.3f}, max {max(times):.3f})"),
-      ("samples/s", f"{batch_size / step_s:.2f}"),
-      ("achieved", f"{achieved / 1e9:.1f} GFLOP/s"),
-      ("peak", f"{peak / 1e9:.1f} GFLOP/s ({peak_source})" if peak else f"n/a ({peak_source})"),
-      ("MFU", f"{100 * achieved / peak:.1f} %" if peak else "n/a"),
-      ("peak host RSS", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"),
+    ("step time (median)", f"{step_s:.3f} s over {steps} steps (min {min(times):.3f}, max {max(times):.3f})"),
+    ("samples/s", f"{batch_size / step_s:.2f}"),
+    ("achieved", f"{achieved / 1e9:.1f} GFLOP/s"),
+    ("peak", f"{peak / 1e9:.1f} GFLOP/s ({peak_source})" if peak else f"n/a ({peak_source})"),
+    ("MFU", f"{100 * achieved / peak:.1f} %" if peak else "n/a"),
+    ("peak host RSS", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"),
   ]
   if "peak_bytes_in_use" in device_mem:
     rows.append(("peak device memory", f"{device_mem['peak_bytes_in_use'] / 2**30:.2f} GiB"))

@@ -6,12 +6,12 @@ from slnl_jax.models import SLnLrFA, create_model
 __version__ = "0.1.0"
 
 __all__ = [
-    "SLnLrFA",
-    "__version__",
-    "create_model",
-    "cross_entropy",
-    "focal_loss",
-    "multitask_loss",
-    "smce",
-    "smfl",
+  "SLnLrFA",
+  "__version__",
+  "create_model",
+  "cross_entropy",
+  "focal_loss",
+  "multitask_loss",
+  "smce",
+  "smfl",
 ]

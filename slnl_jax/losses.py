@@ -81,12 +81,12 @@ def smce(logits: Array, labels: Array, *, margin: float = 0.4, reduction: str = 
 
 
 def smfl(
-    logits: Array,
-    labels: Array,
-    *,
-    gamma: float = 2.0,
-    margin: float = 0.4,
-    reduction: str = "none",
+  logits: Array,
+  labels: Array,
+  *,
+  gamma: float = 2.0,
+  margin: float = 0.4,
+  reduction: str = "none",
 ) -> Array:
   """Soft-margin focal loss SMFL = log(e^m + (1 - e^m) p_t) - (1 - p_t)^gamma log p_t (Eq. 16)."""
   log_pt = _log_pt(logits, labels)
@@ -103,20 +103,16 @@ def get_loss_fn(loss_config: ml_collections.ConfigDict) -> LossFn:
   if name == "smce":
     return lambda logits, labels: smce(logits, labels, margin=loss_config.margin)
   if name == "smfl":
-    return lambda logits, labels: smfl(
-        logits, labels, gamma=loss_config.gamma, margin=loss_config.margin
-    )
-  raise ValueError(
-      f"config.loss.name: unknown loss {name!r}; expected cross_entropy, focal_loss, smce or smfl"
-  )
+    return lambda logits, labels: smfl(logits, labels, gamma=loss_config.gamma, margin=loss_config.margin)
+  raise ValueError(f"config.loss.name: unknown loss {name!r}; expected cross_entropy, focal_loss, smce or smfl")
 
 
 def multitask_loss(
-    logits: Mapping[str, Array],
-    labels: Array,
-    loss_fn: LossFn,
-    *,
-    reduction: str = "mean",
+  logits: Mapping[str, Array],
+  labels: Array,
+  loss_fn: LossFn,
+  *,
+  reduction: str = "mean",
 ) -> tuple[Array, dict[str, Array]]:
   """Pseudo multi-task loss (Eq. 17-18): the sum over heads of each head's loss.
 

@@ -65,9 +65,7 @@ def test_iter_clips_stgcn_layout_and_trimming(tmp_path):
 def test_python2_label_pickle(tmp_path):
   data_path, label_path = _write_stgcn(tmp_path, _stgcn_data())
   # A protocol-2 pickle of Python 2 byte strings, as old releases have: loaded as latin-1.
-  label_path.write_bytes(
-    b"\x80\x02]q\x00(]q\x01(U\x01aq\x02U\x01bq\x03U\x01cq\x04e]q\x05(K\x04K\x00K\x07ee."
-  )
+  label_path.write_bytes(b"\x80\x02]q\x00(]q\x01(U\x01aq\x02U\x01bq\x03U\x01cq\x04e]q\x05(K\x04K\x00K\x07ee.")
   _, labels, names = arrays.read_stgcn(data_path, label_path)
   assert names == ["a", "b", "c"] and labels.tolist() == [4, 0, 7]
 

@@ -104,9 +104,7 @@ def test_spurious_body_is_dropped_and_actor_first(shared_data):
 def test_first_joint_values(shared_data):
   # SOURCE.md, first joint line of S001C001P001R001A001.
   clip = ntu.read_skeleton(_ntu_dir(shared_data) / "S001C001P001R001A001.skeleton")
-  np.testing.assert_array_equal(
-    clip.skeleton[0, 0, 0], np.array([0.2181153, 0.1725972, 3.785547], np.float32)
-  )
+  np.testing.assert_array_equal(clip.skeleton[0, 0, 0], np.array([0.2181153, 0.1725972, 3.785547], np.float32))
 
 
 def test_crlf_and_lf_give_the_same_clip(shared_data, tmp_path):
@@ -254,9 +252,7 @@ def test_short_lived_body_is_noise(tmp_path):
   frames = [[(1, _upright(0, t, 0.05))] + ([(2, _upright(1, t, 0.5))] if t < 5 else [])
             for t in range(20)]  # fmt: skip
   clip = ntu.read_skeleton(_write(tmp_path, frames))
-  np.testing.assert_allclose(
-    clip.skeleton[:, 0], np.stack([_upright(0, t, 0.05) for t in range(20)]), rtol=1e-6
-  )
+  np.testing.assert_allclose(clip.skeleton[:, 0], np.stack([_upright(0, t, 0.05) for t in range(20)]), rtol=1e-6)
   assert not clip.skeleton[:, 1].any()
   assert clip.meta["num_bodies_kept"] == 1
 
@@ -264,9 +260,7 @@ def test_short_lived_body_is_noise(tmp_path):
 def test_wide_body_is_noise_but_never_the_only_one(tmp_path):
   frames = [[(1, _wide(t)), (2, _upright(0, t, 0.02))] for t in range(20)]
   clip = ntu.read_skeleton(_write(tmp_path, frames))
-  np.testing.assert_allclose(
-    clip.skeleton[:, 0], np.stack([_upright(0, t, 0.02) for t in range(20)]), rtol=1e-6
-  )
+  np.testing.assert_allclose(clip.skeleton[:, 0], np.stack([_upright(0, t, 0.02) for t in range(20)]), rtol=1e-6)
   assert not clip.skeleton[:, 1].any()
 
   clip = ntu.read_skeleton(_write(tmp_path, [[(1, _wide(t))] for t in range(20)]))
@@ -284,9 +278,7 @@ def test_frames_without_body_are_dropped_and_counted(tmp_path):
   frames = [[(1, _upright(0, t, 0.1))] if t % 2 == 0 else [] for t in range(5)]
   clip = ntu.read_skeleton(_write(tmp_path, frames))
   assert clip.meta["dropped_frames"] == 2
-  np.testing.assert_allclose(
-    clip.skeleton[:, 0], np.stack([_upright(0, t, 0.1) for t in (0, 2, 4)]), rtol=1e-6
-  )
+  np.testing.assert_allclose(clip.skeleton[:, 0], np.stack([_upright(0, t, 0.1) for t in (0, 2, 4)]), rtol=1e-6)
 
 
 def test_frames_with_only_a_noise_body_are_dropped(tmp_path):

@@ -59,15 +59,13 @@ def test_smfl_with_zero_margin_is_focal_loss(batch, gamma):
   pt = np.exp(_np_log_softmax(logits)[np.arange(len(labels)), labels])
   expected = -((1 - pt) ** gamma) * np.log(pt)
   np.testing.assert_allclose(losses.focal_loss(logits, labels, gamma=gamma), expected, rtol=1e-4)
-  np.testing.assert_allclose(
-      losses.smfl(logits, labels, gamma=gamma, margin=0.0), expected, rtol=1e-4, atol=1e-7
-  )
+  np.testing.assert_allclose(losses.smfl(logits, labels, gamma=gamma, margin=0.0), expected, rtol=1e-4, atol=1e-7)
 
 
 def test_focal_loss_with_zero_gamma_is_cross_entropy(batch):
   logits, labels = batch
   np.testing.assert_allclose(
-      losses.focal_loss(logits, labels, gamma=0.0), losses.cross_entropy(logits, labels), rtol=1e-6
+    losses.focal_loss(logits, labels, gamma=0.0), losses.cross_entropy(logits, labels), rtol=1e-6
   )
 
 

@@ -13,9 +13,7 @@ from slnl_jax.data import arrays, kinetics, msr_action3d, ntu, readers
 from slnl_jax.data.clip import Clip
 from slnl_jax.data.errors import SkeletonFormatError
 
-FUZZ = hypothesis.settings(
-  max_examples=60, deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
-)
+FUZZ = hypothesis.settings(max_examples=60, deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow])
 
 
 # ---------------------------------------------------------------------------------------------

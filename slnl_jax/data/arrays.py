@@ -63,9 +63,7 @@ def load_numpy(path: str | os.PathLike, *, mmap: bool = False) -> np.ndarray | d
 def _check_labels(path: str | os.PathLike, labels: Any, n: int, key: str = "label") -> np.ndarray:
   labels = np.asarray(labels)
   if labels.shape != (n,) or labels.dtype.kind not in "iu":
-    raise SkeletonFormatError(
-      path, f"{key}: expected {n} integers (one per clip), found {labels.dtype} {labels.shape}"
-    )
+    raise SkeletonFormatError(path, f"{key}: expected {n} integers (one per clip), found {labels.dtype} {labels.shape}")
   if n and labels.min() < 0:
     raise SkeletonFormatError(path, f"{key}: negative label {labels.min()}")
   return labels.astype(np.int64)
@@ -74,8 +72,7 @@ def _check_labels(path: str | os.PathLike, labels: Any, n: int, key: str = "labe
 def _check_skeleton(path: str | os.PathLike, array: np.ndarray, layout: str) -> None:
   if array.ndim != 5 or array.dtype.kind not in "fiu" or 0 in array.shape:
     raise SkeletonFormatError(
-      path, f"expected a non-empty array of real numbers {layout}, found {array.dtype} "
-      f"{array.shape}"
+      path, f"expected a non-empty array of real numbers {layout}, found {array.dtype} {array.shape}"
     )
 
 
@@ -129,8 +126,9 @@ def read_npz(path: str | os.PathLike) -> dict[str, Any]:
   missing = set(NPZ_REQUIRED_KEYS) - content.keys()
   if unknown or missing:
     raise SkeletonFormatError(
-      path, f"keys: missing {sorted(missing)}, unknown {sorted(unknown)}; expected "
-      f"{list(NPZ_REQUIRED_KEYS)} and optionally {list(NPZ_OPTIONAL_KEYS)}"
+      path,
+      f"keys: missing {sorted(missing)}, unknown {sorted(unknown)}; expected "
+      f"{list(NPZ_REQUIRED_KEYS)} and optionally {list(NPZ_OPTIONAL_KEYS)}",
     )
   skeleton = content["skeleton"]
   _check_skeleton(path, skeleton, "skeleton (N, T, M, V, C)")

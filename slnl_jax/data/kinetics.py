@@ -67,9 +67,7 @@ def _numbers(path: str | os.PathLike, value: Any, n: int, what: str) -> np.ndarr
   except (TypeError, ValueError, OverflowError):
     raise SkeletonFormatError(path, f"{what}: expected a list of {n} numbers") from None
   if array.shape != (n,):
-    raise SkeletonFormatError(
-      path, f"{what}: expected {n} numbers for {NUM_JOINTS} joints, found shape {array.shape}"
-    )
+    raise SkeletonFormatError(path, f"{what}: expected {n} numbers for {NUM_JOINTS} joints, found shape {array.shape}")
   with np.errstate(over="ignore"):
     if not np.isfinite(array.astype(np.float32)).all():
       raise SkeletonFormatError(path, f"{what}: NaN/Inf (or beyond float32) value")
@@ -151,9 +149,7 @@ def read_clip(
       path, f"label_index {own_index} in the file disagrees with {label_index} from the label file"
     )
   label = label_index if label_index is not None else own_index if own_index is not None else -1
-  meta: dict[str, Any] = dict(
-    empty_frames=empty, truncated_frames=truncated, max_persons_seen=max_seen
-  )
+  meta: dict[str, Any] = dict(empty_frames=empty, truncated_frames=truncated, max_persons_seen=max_seen)
   if isinstance(video.get("label"), str):
     meta["label_name"] = video["label"]
   stem = os.path.basename(os.fspath(path)).removesuffix(".json")

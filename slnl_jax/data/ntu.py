@@ -54,9 +54,7 @@ _NOISE_SPREAD_FRACTION = 0.69754
 
 _NAME_RE = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
 
-NTU60_XSUB_TRAIN_SUBJECTS = frozenset(
-  (1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38)
-)
+NTU60_XSUB_TRAIN_SUBJECTS = frozenset((1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38))
 NTU60_XVIEW_TRAIN_CAMERAS = frozenset((2, 3))
 NTU120_XSUB_TRAIN_SUBJECTS = frozenset((
   1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38, 45, 46, 47, 49, 50, 52,
@@ -141,9 +139,7 @@ def read_missing_list(path: str | os.PathLike) -> set[str]:
     if not name:
       continue
     if _NAME_RE.fullmatch(name) is None:
-      raise SkeletonFormatError(
-        path, f"expected a sample name SsssCcccPpppRrrrAaaa, found {name[:40]!r}", number
-      )
+      raise SkeletonFormatError(path, f"expected a sample name SsssCcccPpppRrrrAaaa, found {name[:40]!r}", number)
     names.add(name)
   return names
 
@@ -175,9 +171,7 @@ class _Lines:
 
   def fields(self, what: str) -> list[str]:
     if self.number >= len(self.lines):
-      raise SkeletonFormatError(
-        self.path, f"unexpected end of file: expected {what}", len(self.lines)
-      )
+      raise SkeletonFormatError(self.path, f"unexpected end of file: expected {what}", len(self.lines))
     self.number += 1
     return self.lines[self.number - 1].split()
 
@@ -262,9 +256,7 @@ def _parse_bodies(path: str | os.PathLike) -> tuple[int, dict[int, _Body]]:
       seen.add(body_id)
       num_joints = lines.count(f"the number of joints of {where}")
       if num_joints != NUM_JOINTS:
-        raise lines.error(
-          f"unknown joint count {num_joints} in {where}: NTU RGB+D (Kinect v2) bodies have 25"
-        )
+        raise lines.error(f"unknown joint count {num_joints} in {where}: NTU RGB+D (Kinect v2) bodies have 25")
       joints = lines.joints(where)
       body = bodies.setdefault(body_id, _Body())
       body.frames.append(t)

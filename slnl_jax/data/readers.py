@@ -44,8 +44,7 @@ def _read_array_clip(path: str | os.PathLike) -> Clip:
     content = loaded
     if "skeleton" not in content or content.keys() - set(_NPZ_KEYS):
       raise SkeletonFormatError(
-        path, f"keys: expected 'skeleton' and optionally 'label', 'num_frames'; found "
-        f"{sorted(content)}"
+        path, f"keys: expected 'skeleton' and optionally 'label', 'num_frames'; found {sorted(content)}"
       )
   skeleton = content["skeleton"]
   if skeleton.ndim != 4 or skeleton.dtype.kind not in "fiu":
@@ -73,6 +72,5 @@ def read_file(path: str | os.PathLike) -> Clip:
   if name.endswith((".npy", ".npz")):
     return _read_array_clip(path)
   raise SkeletonFormatError(
-    path, "unknown file type: expected .skeleton (NTU), .json (Kinetics), _skeleton3D.txt (MSR "
-    "Action3D), .npy or .npz"
+    path, "unknown file type: expected .skeleton (NTU), .json (Kinetics), _skeleton3D.txt (MSR Action3D), .npy or .npz"
   )
