@@ -253,14 +253,23 @@ def _percent(value: float) -> str:
   return f"{100 * value:.2f}"
 
 
+def _mean_std(row: Row) -> str:
+  return _percent(row.mean) + ("" if math.isnan(row.std) else f" ± {_percent(row.std)}")
+
+
 def markdown_table(rows: Sequence[Row]) -> str:
   """A Markdown table: variant, run directory, top-1 mean +- sample std over seeds (%), each seed, wall time."""
   seeds = list(rows[0].top1_by_seed)
   header = ["variant", "run", "top-1 % (mean ± std)", *[f"seed {s}" for s in seeds], "wall s / run"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for row in rows:
-    summary = _percent(row.mean) + ("" if math.isnan(row.std) else f" ± {_percent(row.std)}")
-    cells = [row.label, f"`{row.key}`", summary, *[_percent(row.top1_by_seed[s]) for s in seeds], f"{row.wall_s:.0f}"]
+    cells = [
+      row.label,
+      f"`{row.key}`",
+      _mean_std(row),
+      *[_percent(row.top1_by_seed[s]) for s in seeds],
+      f"{row.wall_s:.0f}",
+    ]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
@@ -373,10 +382,11 @@ def write_report(
 def target_sentence(rows: Sequence[Row], target: float) -> str:
   """Whether the full model (the last row of the baseline study) reaches `target` top-1 (a fraction) on average."""
   full = rows[-1]
+  n = len(full.top1_by_seed)
   gap = full.mean - target
   verdict = f"met, {_percent(gap)} points above" if gap >= 0 else f"missed by {_percent(-gap)} points"
   return (
-    f"{full.label}: {_percent(full.mean)} ± {_percent(full.std)} % top-1 over {len(full.top1_by_seed)} seeds; "
+    f"{full.label}: {_mean_std(full)} % top-1 over {n} seed{'s' * (n > 1)}; "
     f"the target of {_percent(target)} % is {verdict}."
   )
 

@@ -175,6 +175,10 @@ def test_target_sentence_by_hand():
     "full: 87.00 ± 1.41 % top-1 over 2 seeds; the target of 85.00 % is met, 2.00 points above."
   )
   assert "the target of 90.00 % is missed by 3.00 points" in ablation.target_sentence(rows, 0.90)
+  one_seed = [ablation.Row("full", "b", {0: 0.8}, wall_s=1.0)]
+  assert ablation.target_sentence(one_seed, 0.85).startswith(
+    "full: 80.00 % top-1 over 1 seed; the target of 85.00 % is missed by 5.00"
+  )
 
 
 def test_page_is_built_from_the_reports_results_json(tmp_path):
