@@ -27,6 +27,7 @@ Intermediates (returned with `mutable=["intermediates"]`, each a 1-tuple; B' = B
     positions of block i (frame-major), the softmax rows of the spatio-temporal non-local module.
 """
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -43,8 +44,8 @@ from slnl_jax.models.transform import TransformNetwork
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-class Stream(nn.Module):
-  """One stream (Fig. 1): (B', T, V, C) clips of single persons -> (B', channels[-1]) float32 features."""
+class Architecture(nn.Module):
+  """The settings of a stream (`config.model` in configs/default.py), shared by `Stream` and `SLnLrFA`."""
 
   num_joints_out: int = 64
   num_systems: int = 10
@@ -61,6 +62,15 @@ class Stream(nn.Module):
   remat: bool = False
   dtype: Any = jnp.float32
   conv_kernel_grad: str = "xla"
+
+  @nn.nowrap
+  def architecture(self) -> dict[str, Any]:
+    """These settings as keyword arguments (without the module's own parent and name)."""
+    return {f.name: getattr(self, f.name) for f in dataclasses.fields(Architecture) if f.name not in ("parent", "name")}
+
+
+class Stream(Architecture):
+  """One stream (Fig. 1): (B', T, V, C) clips of single persons -> (B', channels[-1]) float32 features."""
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -112,29 +122,15 @@ def merge_persons(features: jax.Array, present: jax.Array) -> jax.Array:
   return jnp.where(present[..., None], features, -jnp.inf).max(axis=1)
 
 
-class SLnLrFA(nn.Module):
+class SLnLrFA(Architecture):
   """SLnL-rFA (Fig. 1): (B, M, T, V, C) clips -> {"position", "velocity", "concat"} float32 (B, classes) logits.
 
-  See the module docstring for the data flow and the sown intermediates. The attributes mirror
-  `config.model` (see configs/default.py); `dtype` is the computation dtype, params stay float32.
+  See the module docstring for the data flow and the sown intermediates. The attributes are those of
+  `Architecture` (mirroring `config.model`, see configs/default.py) plus the keyword-only `num_classes`;
+  `dtype` is the computation dtype, params stay float32.
   """
 
-  num_classes: int
-  num_joints_out: int = 64
-  num_systems: int = 10
-  frequency_attention: str = "residual"
-  fa_reduction: int = 16
-  channels: tuple[int, ...] = (64, 64, 128, 128, 256, 256)
-  kernel_sizes: tuple[int, ...] = (3, 3, 3, 3, 3, 3)
-  num_slnl_blocks: int = 5
-  pool_every: int = 2
-  nonlocal_kinds: tuple[str, ...] = KINDS
-  nonlocal_impl: str = "einsum"
-  embed_ratio: float = 0.5
-  dropout_rate: float = 0.2
-  remat: bool = False
-  dtype: Any = jnp.float32
-  conv_kernel_grad: str = "xla"
+  num_classes: int = dataclasses.field(kw_only=True)
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> dict[str, jax.Array]:
@@ -144,27 +140,11 @@ class SLnLrFA(nn.Module):
     x = x.astype(jnp.float32)
     present = jnp.any(x != 0, axis=(2, 3, 4))
     velocity = jnp.concatenate([jnp.diff(x, axis=2), jnp.zeros_like(x[:, :, :1])], axis=2)
-    stream = functools.partial(
-      Stream,
-      self.num_joints_out,
-      self.num_systems,
-      self.frequency_attention,
-      self.fa_reduction,
-      tuple(self.channels),
-      tuple(self.kernel_sizes),
-      self.num_slnl_blocks,
-      self.pool_every,
-      tuple(self.nonlocal_kinds),
-      self.nonlocal_impl,
-      self.embed_ratio,
-      self.dropout_rate,
-      self.remat,
-      self.dtype,
-      self.conv_kernel_grad,
-    )
     features = {}
     for name, inputs in (("position", x), ("velocity", velocity)):
-      per_person = stream(name=f"{name}_stream")(inputs.reshape(b * m, t, v, c).astype(self.dtype), train)
+      per_person = Stream(**self.architecture(), name=f"{name}_stream")(
+        inputs.reshape(b * m, t, v, c).astype(self.dtype), train
+      )
       features[name] = merge_persons(per_person.reshape(b, m, -1), present)
     features["concat"] = jnp.concatenate([features["position"], features["velocity"]], axis=-1)
     return {name: nn.Dense(self.num_classes, name=f"head_{name}")(f) for name, f in features.items()}
