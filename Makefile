@@ -32,7 +32,6 @@ EPOCHS_60 := --config.train.num_epochs=60 --config.train.lr_decay=0.96
 results: install
 	$(ABLATE) --study=baseline --seeds=3 --workdir=workdirs/ablate_msr90 --report_dir=docs/results/target
 	$(ABLATE) $(EPOCHS_60) --study=all --seeds=3 --workdir=workdirs/ablate_msr60 --report_dir=docs/results/tables_seed3
-	$(ABLATE) $(EPOCHS_60) --study=baseline --seeds=3 --workdir=workdirs/ablate_msr60 --report_dir=docs/results/target60
 	$(ABLATE) $(EPOCHS_60) --config.dataset.center_channels=3 --study=baseline --seeds=3 \
 	  --workdir=workdirs/ablate_msr60_center --report_dir=docs/results/centered
 	$(ABLATE) --config.train.num_epochs=15 --config.train.lr_decay=0.9 --config.train.eval_every_epochs=3 \
@@ -40,7 +39,6 @@ results: install
 	$(PY) tools/results_page.py --intro=docs/results_intro.md --out=docs/results.md --target_top1=85 \
 	  --section="The preset (90 epochs): full model vs Baseline1=docs/results/target" \
 	  --section="Tables 3-5 at 60 epochs (lr decay 0.96), 3 seeds=docs/results/tables_seed3" \
-	  --section="The 60-epoch budget: full model vs Baseline1=docs/results/target60" \
 	  --section="The 60-epoch budget with each clip centred=docs/results/centered" \
 	  --section="Tables 3-5 at 15 epochs (lr decay 0.9), 3 seeds=docs/results/budget15"
 
