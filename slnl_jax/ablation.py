@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import ml_collections
 import numpy as np
+from flax import traverse_util
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
@@ -121,16 +122,6 @@ NOT_COMPARED = frozenset(
 )
 
 
-def _flatten(tree: Mapping, prefix: str = "") -> dict:
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, Mapping):
-      flat |= _flatten(value, f"{prefix}{key}.")
-    else:
-      flat[prefix + key] = value
-  return flat
-
-
 def check_same_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
   """Raises if `workdir` holds a run trained with another config than `config`.
 
@@ -146,8 +137,8 @@ def check_same_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) 
   path = workdir / "config.json"
   if not path.exists():
     return
-  stored = _flatten(json.loads(path.read_text()))
-  wanted = _flatten(json.loads(config.to_json_best_effort()))
+  stored = traverse_util.flatten_dict(json.loads(path.read_text()), sep=".")
+  wanted = traverse_util.flatten_dict(json.loads(config.to_json_best_effort()), sep=".")
   differ = sorted(k for k in stored.keys() & wanted.keys() - NOT_COMPARED if stored[k] != wanted[k])
   if differ:
     changes = "; ".join(f"{k} = {stored[k]!r} there, {wanted[k]!r} now" for k in differ)
@@ -314,10 +305,14 @@ def plot_study(rows: Sequence[Row], title: str, path: str | pathlib.Path) -> pat
   return pathlib.Path(path)
 
 
-def _rows_from_json(rows: Sequence[Mapping]) -> list[Row]:
-  return [
-    Row(r["label"], r["key"], {int(seed): top1 for seed, top1 in r["top1_by_seed"].items()}, r["wall_s"]) for r in rows
-  ]
+def _tables(report: Mapping) -> dict[str, list[Row]]:
+  """The rows of each study of a report as stored in `results.json`."""
+  return {
+    study: [
+      Row(r["label"], r["key"], {int(s): top1 for s, top1 in r["top1_by_seed"].items()}, r["wall_s"]) for r in rows
+    ]
+    for study, rows in report["studies"].items()
+  }
 
 
 def render_report(report: Mapping, image_dir: str = "", level: int = 1) -> list[str]:
@@ -334,8 +329,7 @@ def render_report(report: Mapping, image_dir: str = "", level: int = 1) -> list[
     f"Seeds: {', '.join(map(str, seeds))}. Top-1 of the concat head on the test split after the last epoch;"
     " mean ± sample standard deviation over seeds.",
   ]
-  for study, rows in report["studies"].items():
-    rows = _rows_from_json(rows)
+  for study, rows in _tables(report).items():
     lines += ["", f"{head}# {TITLES[study]}", "", markdown_table(rows), "", paper_choice_sentence(rows)]
     lines += ["", f"![{study}]({image_dir}{study}.png)"]
   curve = report["learning_curve"]
@@ -404,8 +398,7 @@ def write_page(
   lines = [intro.rstrip(), "", "## Summary", ""]
   for title, _, report in reports:
     lines.append(f"- **{title}**")
-    for study, rows in report["studies"].items():
-      rows = _rows_from_json(rows)
+    for study, rows in _tables(report).items():
       check = target_sentence(rows, target) + " " if study == "baseline" and target is not None else ""
       lines.append(f"  - {TITLES[study]}: {check}{paper_choice_sentence(rows)}")
   for title, folder, report in reports:
