@@ -17,6 +17,7 @@ Builders and their `manual_dir` (searched recursively, so any unpacking depth wo
   kinetics_skeleton          kinetics_train/, kinetics_val/ (one JSON per clip),
                              kinetics_{train,val}_label.json, label_name.txt (ST-GCN repo)
   msr_action3d/cross_subject `aXX_sYY_eZZ_skeleton3D.txt` (odd subjects train, even test)
+  nw_ucla/{cross_view,view_val}  `aAA_sSS_eEE_vVV.json` (CTR-GCN's all_sqe/; views 1+2 / 3, or 1 / 2)
   synthetic_skeleton/{xsub,xview}  `*.skeleton` written by `synthetic.write_dataset` (NTU splits)
   custom_skeleton            train.npz + test.npz, or ST-GCN train_data.npy/train_label.pkl +
                              val_data.npy/val_label.pkl (see `arrays`); shape and classes from data
@@ -48,7 +49,7 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow_datasets as tfds
 
-from slnl_jax.data import arrays, kinetics, msr_action3d, ntu, synthetic
+from slnl_jax.data import arrays, kinetics, msr_action3d, ntu, nw_ucla, synthetic
 from slnl_jax.data.clip import Clip
 from slnl_jax.data.errors import SkeletonFormatError
 
@@ -561,8 +562,56 @@ def _num_rows(path: pathlib.Path) -> int:
   return int(np.load(path, mmap_mode="r", allow_pickle=False).shape[0])
 
 
+class NwUcla(_SkeletonBuilder):
+  """Northwestern-UCLA (Kinect v1, 20 joints, one person), 1,484 sequences in CTR-GCN's JSON layout.
+
+  `cross_view` is the literature's protocol (views 1 + 2 train: 1,020; view 3 tests: 464). `view_val` trains
+  on view 1 and tests on view 2, for choosing settings without view 3; its view-3 files are listed as
+  excluded from its test split, so the report still accounts for every file.
+  """
+
+  name = "nw_ucla"
+  BUILDER_CONFIGS: ClassVar[list[tfds.core.BuilderConfig]] = [
+    tfds.core.BuilderConfig(name="cross_view", description="Views 1 and 2 train (1,020), view 3 tests (464)."),
+    tfds.core.BuilderConfig(name="view_val", description="Validation: view 1 trains (516), view 2 tests (504)."),
+  ]
+  SHAPE = (1, nw_ucla.NUM_JOINTS, nw_ucla.NUM_CHANNELS)
+  CLASS_NAMES = nw_ucla.CLASSES
+  DESCRIPTION = "Northwestern-UCLA Multiview Action 3D skeletons: 10 actions, 10 subjects, 3 views."
+  HOMEPAGE = "https://wangjiangb.github.io/my_data.html"
+  CITATION = """\
+@inproceedings{wang2014cross, title={Cross-view Action Modeling, Learning and Recognition},
+author={Wang, Jiang and Nie, Xiaohan and Xia, Yin and Wu, Ying and Zhu, Song-Chun}, booktitle={CVPR},
+year={2014}}"""
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+Put the all_sqe/ folder of CTR-GCN's N-UCLA data (aAA_sSS_eEE_vVV.json, one file per sequence) into
+manual_dir (https://github.com/Uason-Chen/CTR-GCN#northwestern-ucla).
+"""
+
+  def _list_inputs(self, manual_dir: pathlib.Path) -> list[_Input]:
+    protocol = self.builder_config.name
+    inputs = []
+    for path in _list_files(manual_dir, "*.json"):
+      meta = nw_ucla.parse_name(path.stem)
+      if meta is None or meta["view"] not in (1, 2, 3) or meta["action"] not in nw_ucla.ACTION_IDS:
+        reason = f"name is not aAA_sSS_eEE_vVV.json with a view v01-v03 and an action of {nw_ucla.ACTION_IDS}"
+        inputs.append(_Input(path, None, error=SkeletonFormatError(path, reason)))
+        continue
+      split = nw_ucla.split_of(meta["view"], protocol)
+      excluded = None if split else f"view {meta['view']} is held out of the {protocol} protocol"
+      inputs.append(_Input(path, split or "test", excluded))
+    return inputs
+
+  def _read(self, item: _Input) -> Clip:
+    clip = nw_ucla.read_clip(item.path)
+    return dataclasses.replace(
+      clip, meta={**clip.meta, "camera": clip.meta["view"], "replication": clip.meta["execution"]}
+    )
+
+
 BUILDERS: dict[str, type[_SkeletonBuilder]] = {
-  cls.name: cls for cls in (NtuRgbd60, NtuRgbd120, KineticsSkeleton, MsrAction3d, SyntheticSkeleton, CustomSkeleton)
+  cls.name: cls
+  for cls in (NtuRgbd60, NtuRgbd120, KineticsSkeleton, MsrAction3d, NwUcla, SyntheticSkeleton, CustomSkeleton)
 }
 
 

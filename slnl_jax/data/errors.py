@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
 
 class SkeletonFormatError(ValueError):
@@ -35,3 +37,18 @@ def read_lines(path: str | os.PathLike) -> list[str]:
   except UnicodeDecodeError as e:
     raise SkeletonFormatError(path, f"not a text file (byte {e.start} is not UTF-8)") from e
   return [line.removesuffix("\r") for line in text.split("\n")]
+
+
+def read_json(path: str | os.PathLike) -> Any:
+  """A JSON file's content; unreadable or invalid files raise `SkeletonFormatError` (with the line for invalid JSON)."""
+  try:
+    with open(path, "rb") as f:
+      return json.loads(f.read())
+  except OSError as e:
+    raise SkeletonFormatError(path, f"cannot read the file: {e.strerror}") from e
+  except json.JSONDecodeError as e:
+    raise SkeletonFormatError(path, f"invalid JSON: {e.msg} (column {e.colno})", e.lineno) from e
+  except UnicodeDecodeError as e:
+    raise SkeletonFormatError(path, f"not a text file (byte {e.start} is not UTF-8)") from e
+  except RecursionError as e:
+    raise SkeletonFormatError(path, "JSON nested too deeply") from e

@@ -29,31 +29,16 @@ line), a missing or mistyped key, a pose that is not 18 (x, y) pairs, NaN/Inf va
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import numpy as np
 
 from slnl_jax.data.clip import Clip
-from slnl_jax.data.errors import SkeletonFormatError, read_lines
+from slnl_jax.data.errors import SkeletonFormatError, read_json, read_lines
 
 NUM_JOINTS = 18  # OpenPose COCO-18
 NUM_CHANNELS = 3  # x, y, score
-
-
-def _load_json(path: str | os.PathLike) -> Any:
-  try:
-    with open(path, "rb") as f:
-      return json.loads(f.read())
-  except OSError as e:
-    raise SkeletonFormatError(path, f"cannot read the file: {e.strerror}") from e
-  except json.JSONDecodeError as e:
-    raise SkeletonFormatError(path, f"invalid JSON: {e.msg} (column {e.colno})", e.lineno) from e
-  except UnicodeDecodeError as e:
-    raise SkeletonFormatError(path, f"not a text file (byte {e.start} is not UTF-8)") from e
-  except RecursionError as e:
-    raise SkeletonFormatError(path, "JSON nested too deeply") from e
 
 
 def _is_int(value: Any) -> bool:
@@ -96,7 +81,7 @@ def read_clip(
   """
   if max_persons < 1 or max_frames < 1:
     raise ValueError(f"max_persons and max_frames must be >= 1, got {max_persons}, {max_frames}")
-  video = _load_json(path)
+  video = read_json(path)
   if not isinstance(video, dict) or not isinstance(video.get("data"), list):
     raise SkeletonFormatError(path, 'expected an object with a "data" list of frames')
   if not video["data"]:
@@ -158,7 +143,7 @@ def read_clip(
 
 def read_labels(path: str | os.PathLike) -> dict[str, dict]:
   """`kinetics_{train,val}_label.json`: clip id -> {has_skeleton, label, label_index}."""
-  entries = _load_json(path)
+  entries = read_json(path)
   if not isinstance(entries, dict):
     raise SkeletonFormatError(path, "expected an object mapping clip ids to label entries")
   labels = {}

@@ -1,7 +1,8 @@
 """One clip from any supported file, by its type (for `--mode=predict`).
 
   `*.skeleton`         NTU RGB+D (`ntu.read_skeleton`)
-  `*.json`             Kinetics-skeleton clip (`kinetics.read_clip`)
+  `aAA_sSS_eEE_vVV.json`  Northwestern-UCLA, CTR-GCN's JSON layout (`nw_ucla.read_clip`)
+  `*.json`             any other JSON: Kinetics-skeleton clip (`kinetics.read_clip`)
   `*_skeleton3D.txt`   MSR Action3D (`msr_action3d.read_sequence`)
   `*.npy`              one clip (T, M, V, C) of real numbers, channels last
   `*.npz`              one clip: `skeleton` (T, M, V, C), optional `label` (integer scalar) and
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from slnl_jax.data import arrays, kinetics, msr_action3d, ntu
+from slnl_jax.data import arrays, kinetics, msr_action3d, ntu, nw_ucla
 from slnl_jax.data.clip import Clip
 from slnl_jax.data.errors import SkeletonFormatError
 
@@ -66,11 +67,16 @@ def read_file(path: str | os.PathLike) -> Clip:
   if name.endswith(".skeleton"):
     return ntu.read_skeleton(path)
   if name.endswith(".json"):
+    # Both layouts are JSON: N-UCLA files carry the dataset's own names, Kinetics clips YouTube ids.
+    if nw_ucla.parse_name(name.removesuffix(".json")) is not None:
+      return nw_ucla.read_clip(path)
     return kinetics.read_clip(path)
   if name.endswith("_skeleton3D.txt"):
     return msr_action3d.read_sequence(path)
   if name.endswith((".npy", ".npz")):
     return _read_array_clip(path)
   raise SkeletonFormatError(
-    path, "unknown file type: expected .skeleton (NTU), .json (Kinetics), _skeleton3D.txt (MSR Action3D), .npy or .npz"
+    path,
+    "unknown file type: expected .skeleton (NTU), .json (N-UCLA or Kinetics), _skeleton3D.txt (MSR Action3D), "
+    ".npy or .npz",
   )
