@@ -3,8 +3,8 @@
 ST-GCN arrays (what ST-GCN, 2s-AGCN, MS-G3D, CTR-GCN's generators write):
   `{train,val}_data.npy`   float array (N, C, T, V, M), clips zero-padded at the end to T frames;
   `{train,val}_label.pkl`  a pickle of `(sample_names, labels)`: N strings and N integer labels.
-`read_stgcn` memory-maps the `.npy`, so even NTU's ~30 GB arrays open instantly. The pickle is
-executed by Python's unpickler: open only label files you trust.
+`read_stgcn` memory-maps the `.npy`, so even NTU's ~30 GB arrays open instantly. The pickle is read
+by `safe_pickle` (no code runs: only lists/tuples of str and int, and numeric numpy scalars, load).
 
 Custom format (one `.npz` per split, written with `np.savez(path, skeleton=..., label=..., ...)`):
   skeleton     (N, T, M, V, C) real numbers: clips, frames, persons, joints, channels, any V, M, C;
@@ -26,12 +26,12 @@ on (so a builder can skip and report it).
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
+from slnl_jax.data import safe_pickle
 from slnl_jax.data.clip import Clip
 from slnl_jax.data.errors import SkeletonFormatError
 
@@ -88,19 +88,8 @@ def read_stgcn(
   if isinstance(data, dict):
     raise SkeletonFormatError(data_path, "expected a .npy array, found a .npz archive")
   _check_skeleton(data_path, data, "(N, C, T, V, M)")
-  try:
-    with open(label_path, "rb") as f:
-      raw = f.read()
-  except OSError as e:
-    raise SkeletonFormatError(label_path, f"cannot read the file: {e}") from e
-  try:
-    try:
-      content = pickle.loads(raw)
-    except UnicodeDecodeError:  # written by Python 2 (some released label files are)
-      content = pickle.loads(raw, encoding="latin1")
-  # Unpickling garbage can raise almost any exception type.
-  except Exception as e:
-    raise SkeletonFormatError(label_path, f"not a readable pickle: {type(e).__name__}") from e
+  # Numeric numpy allowed: ST-GCN's Kinetics labels are numpy int64 scalars.
+  content = safe_pickle.load(label_path, allow_numpy=True)
   if not (isinstance(content, tuple | list) and len(content) == 2):
     raise SkeletonFormatError(label_path, "expected a pickled pair (sample_names, labels)")
   names, labels = content
