@@ -24,33 +24,14 @@ from matplotlib import animation
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-Bones = tuple[tuple[int, int], ...]
+from slnl_jax.data import layouts
 
-# NTU RGB+D (Kinect v2, 25 joints), from the dataset's official Matlab/show_skeleton.m parent list
-# `connecting_joint = [2 1 21 3 21 5 6 7 21 9 10 11 1 13 14 15 1 17 18 19 2 8 8 12 12]` (1-based), as 0-based
-# (joint, parent) pairs; joint 0 (spine base) is the root, so its entry (which repeats 1 -> 0) is left out.
-NTU25_BONES: Bones = (
-  (1, 0), (2, 20), (3, 2), (4, 20), (5, 4), (6, 5), (7, 6), (8, 20), (9, 8), (10, 9), (11, 10), (12, 0),
-  (13, 12), (14, 13), (15, 14), (16, 0), (17, 16), (18, 17), (19, 18), (20, 1), (21, 7), (22, 7), (23, 11),
-  (24, 11),
-)  # fmt: skip
+Bones = layouts.Bones
+NTU25_BONES, MSR20_BONES = layouts.NTU25.bones, layouts.MSR20.bones
+OPENPOSE18_BONES, COCO17_BONES = layouts.OPENPOSE18.bones, layouts.COCO17.bones
 
-# MSR Action3D (Kinect v1, 20 joints) in the release's order (0-based): 0/1 shoulders, 2 shoulder centre, 3 spine,
-# 4/5 hips, 6 hip centre, 7/8 elbows, 9/10 wrists, 11/12 hands, 13/14 knees, 15/16 ankles, 17/18 feet, 19 head.
-MSR20_BONES: Bones = (
-  (19, 2), (0, 2), (1, 2), (3, 2), (6, 3), (4, 6), (5, 6), (7, 0), (8, 1), (9, 7), (10, 8), (11, 9), (12, 10),
-  (13, 4), (14, 5), (15, 13), (16, 14), (17, 15), (18, 16),
-)  # fmt: skip
-
-# OpenPose COCO-18 (Kinetics-skeleton): 0 nose, 1 neck, 2-4 right arm, 5-7 left arm, 8-10 right leg,
-# 11-13 left leg, 14/15 eyes, 16/17 ears; the edges of ST-GCN's Kinetics graph.
-OPENPOSE18_BONES: Bones = (
-  (4, 3), (3, 2), (7, 6), (6, 5), (13, 12), (12, 11), (10, 9), (9, 8), (11, 5), (8, 2), (5, 1), (2, 1), (0, 1),
-  (15, 0), (14, 0), (17, 15), (16, 14),
-)  # fmt: skip
-
-# The layouts above, by joint count (the three formats the readers produce have distinct counts).
-BONES: dict[int, Bones] = {25: NTU25_BONES, 20: MSR20_BONES, 18: OPENPOSE18_BONES}
+# Every named layout (slnl_jax/data/layouts.py), by joint count (the counts are distinct).
+BONES: dict[int, Bones] = {layout.num_joints: layout.bones for layout in layouts.LAYOUTS.values()}
 
 
 class Plot(NamedTuple):
