@@ -11,10 +11,20 @@ the attended spectrum goes back through `ifft2` (real part):
 
   X'' = X' + Re ifft2(M_cos * F_cos + i M_sin * F_sin).
 
-Variants (`variant`): `none` (identity); `amplitude` (aFA: one mask from the channel-averaged amplitude |F|
-scales the amplitude, keeping the phase, no residual); `shared` (sFA: cos and sin masks from one set of FC
-weights, no residual); `dependent` (dFA: a set of FC weights per component, no residual); `residual` (rFA,
-dFA plus the residual X').
+Variants (`variant`): `none` (identity); `amplitude` (aFA, see below); `shared` (sFA: cos and sin masks from one
+set of FC weights, no residual); `dependent` (dFA: a set of FC weights per component, no residual); `residual`
+(rFA, dFA plus the residual X').
+
+aFA, as we read the paper: it attends the amplitude spectrum |F| = sqrt(F_cos^2 + F_sin^2) instead of the two
+components, and the paper explains its lower accuracy (Table 4) by the phase being lost. It gives no formula, so
+we take that literally: one mask from the channel-averaged |F| scales the amplitude of every channel, and the
+inverse transform gets the masked amplitude alone, with zero phase,
+
+  X'' = Re ifft2(M_amp * |F|)   (no residual),
+
+so everything the phase carries (where in time and on which joints a pattern sits) is gone: shifting X'
+circularly in frames or joints leaves X'' unchanged. (Keeping the phase, M_amp * F, would make aFA a
+phase-preserving filter, which the paper's explanation rules out.)
 
 Masks are sown as intermediates (shape (B, T', N')): `fa_mask_cos` and `fa_mask_sin`, or `fa_mask_amplitude` for
 aFA. The module runs in float32 whatever `dtype` is, because the FFTs need complex64; its output is cast to
@@ -70,7 +80,7 @@ class FrequencyAttention(nn.Module):
     if self.variant == "amplitude":
       mask = SpectralMask(self.reduction, name="fc_amplitude")(jnp.abs(spectrum).mean(-1))
       self.sow("intermediates", "fa_mask_amplitude", mask)
-      attended = spectrum * mask[..., None]
+      attended = (jnp.abs(spectrum) * mask[..., None]).astype(spectrum.dtype)  # the phase is dropped
     else:
       if self.variant == "shared":
         fc_cos = fc_sin = SpectralMask(self.reduction, name="fc_shared")
