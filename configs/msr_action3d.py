@@ -1,27 +1,25 @@
 """MSR Action3D, cross-subject (odd subjects train, even test), 20 classes: a CPU-sized SLnL-rFA.
 
-The raw files are found in `$SLNL_SHARED_DATA/msr_action3d/MSRAction3DSkeletonReal3D` (default: the
-`shared/data` folder beside the repository); override with --config.dataset.manual_dir=DIR.
+The raw files (the unpacked MSRAction3DSkeletonReal3D.rar) come from --config.dataset.manual_dir=DIR, or from
+`$SLNL_SHARED_DATA/msr_action3d/MSRAction3DSkeletonReal3D` when that variable is set; a dataset already built in
+config.dataset.data_dir needs neither.
 One person, 20 joints, (x, y, z) in metres; 292 training and 275 test files, of which the builder skips
 (and reports) the all-zero `a13_s09_e02`. The model is shrunk (T = 32, N' = 16, K = 4, four blocks)
 so that training runs on a CPU.
 """
 
 import os
-import pathlib
 
 import ml_collections
 
 from configs import default
 
-_SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
-
 
 def get_config() -> ml_collections.ConfigDict:
   config = default.get_config()
-  shared = os.environ.get("SLNL_SHARED_DATA", str(_SHARED))
+  shared = os.environ.get("SLNL_SHARED_DATA")
   config.dataset.name = "msr_action3d/cross_subject"
-  config.dataset.manual_dir = os.path.join(shared, "msr_action3d", "MSRAction3DSkeletonReal3D")
+  config.dataset.manual_dir = os.path.join(shared, "msr_action3d", "MSRAction3DSkeletonReal3D") if shared else ""
   config.dataset.num_classes = 20
   config.dataset.num_joints = 20
   config.dataset.num_persons = 1
