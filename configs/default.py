@@ -37,13 +37,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.pool_every = 2  # 2x2 max-pool after every `pool_every` blocks
   # Stages of an SLnL block with a non-local branch (Fig. 3c: all three; fewer for ablations).
   config.model.nonlocal_kinds = ("temporal", "spatial", "spatio_temporal")
-  # einsum | dot_product_attention | chunked: the same function; chunked is the memory-efficient one (NTU batch 32
-  # needs 9 GiB of XLA temporaries instead of 60) and the fastest on CPU (benchmarks/README.md).
-  config.model.nonlocal_impl = "chunked"
+  # auto | einsum | dot_product_attention | chunked: the same function. auto picks per platform and kind
+  # (benchmarks/README.md): chunked on CPU (NTU batch 32 needs 9 GiB of XLA temporaries instead of 60, and runs
+  # fastest), a batched einsum (temporal, spatial) and Pallas flash attention (spatio-temporal) on GPU and TPU.
+  config.model.nonlocal_impl = "auto"
   config.model.embed_ratio = 0.5  # non-local embedding channels L = embed_ratio * C
   config.model.dropout_rate = 0.2
-  # Local convolutions' kernel gradient: matmul (up to 12x faster on CPU, benchmarks/README.md) | xla.
-  config.model.conv_kernel_grad = "matmul"
+  # Local convolutions' kernel gradient: auto (matmul on CPU, xla elsewhere) | matmul (up to 12x faster on CPU,
+  # benchmarks/README.md) | xla.
+  config.model.conv_kernel_grad = "auto"
   config.model.remat = False  # jax.checkpoint each block to save activation memory
   config.dtype = "float32"  # compute dtype: float32 | bfloat16 (params and loss stay float32)
 

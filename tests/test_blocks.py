@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from slnl_jax.models import LocalBlock, NonLocal, SLnLBlock
-from slnl_jax.models.blocks import conv_matmul_kernel_grad
+from slnl_jax.models.blocks import CONV_KERNEL_GRADS, conv_matmul_kernel_grad
 
 B, T, N = 2, 6, 5
 EPS = 1e-5
@@ -118,11 +118,17 @@ def test_train_mode_batch_statistics_and_dropout():
   np.testing.assert_allclose(np.asarray(first)[kept], 2 * np.asarray(out)[kept], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("kernel_size", [(1, 1), (2, 1), (3, 1), (1, 4), (5, 1), (3, 3), (2, 3), (4, 5)])
-def test_matmul_kernel_grad_conv_equals_xla_conv_in_value_and_gradients(kernel_size):
-  """Against flax's nn.Conv on XLA's own convolution ('SAME' padding), with JAX's autodiff for its gradients."""
+@pytest.mark.parametrize(
+  ("kernel_grad", "kernel_size"),
+  [("matmul", k) for k in [(1, 1), (2, 1), (3, 1), (1, 4), (5, 1), (3, 3), (2, 3), (4, 5)]] + [("auto", (3, 3))],
+)
+def test_matmul_kernel_grad_conv_equals_xla_conv_in_value_and_gradients(kernel_grad, kernel_size):
+  """Against flax's nn.Conv on XLA's own convolution ('SAME' padding), with JAX's autodiff for its gradients.
+
+  `auto` is the CPU branch of its jax.lax.platform_dependent here (the other platforms' branch is XLA's conv).
+  """
   x = np.random.default_rng(4).normal(size=(2, 7, 6, 4)).astype(np.float32)
-  ours = nn.Conv(5, kernel_size, padding="SAME", use_bias=False, conv_general_dilated=conv_matmul_kernel_grad)
+  ours = nn.Conv(5, kernel_size, padding="SAME", use_bias=False, conv_general_dilated=CONV_KERNEL_GRADS[kernel_grad])
   xla = nn.Conv(5, kernel_size, padding="SAME", use_bias=False)
   variables = xla.init(jax.random.PRNGKey(0), x)
 

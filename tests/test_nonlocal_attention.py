@@ -1,11 +1,14 @@
 """Non-local module (Sec. 3.3, Eq. 5-10) against a naive per-position Python loop."""
 
+import contextlib
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.experimental.pallas import tpu as pltpu
 
 from slnl_jax.models import NonLocal, nonlocal_attention
 
@@ -56,7 +59,7 @@ def _naive(kind: str, x: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarr
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("impl", ["einsum", "dot_product_attention", "chunked"])
+@pytest.mark.parametrize("impl", ["auto", "einsum", "dot_product_attention", "chunked"])
 def test_equals_naive_loop(kind, impl, x, params):
   out = NonLocal(kind, FEATURES, embed_ratio=L / C, impl=impl).apply(params, x)
   expected, _ = _naive(kind, x, params)
@@ -90,6 +93,68 @@ def test_chunked_matches_einsum_in_value_and_gradient(kind, chunk, params, monke
   ):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
   np.testing.assert_allclose(loss(params, "chunked"), loss(params, "einsum"), rtol=1e-5)
+
+
+def _flash_shaped(seed: int) -> list[jax.Array]:
+  """(G, P, L) query, key, value with P a multiple of the flash kernels' block, at the non-local's scale."""
+  rng = np.random.default_rng(seed)
+  return [jnp.asarray(rng.normal(size=(2, nonlocal_attention.FLASH_BLOCK, 16)).astype(np.float32)) for _ in range(3)]
+
+
+@pytest.mark.parametrize(
+  "name",
+  [
+    "chunked",
+    "gpu_flash",  # in Pallas's interpreter on CPU
+    "tpu_flash",  # in Pallas's TPU interpreter on CPU
+    "auto_spatio_temporal",  # the CPU branch of jax.lax.platform_dependent
+  ],
+)
+def test_every_implementation_matches_the_einsum_in_value_and_gradients(name):
+  """Each attention `auto` can choose (auto_choices) against the einsum and JAX's autodiff of it."""
+  query, key, value = _flash_shaped(4)
+  attention = {
+    "chunked": nonlocal_attention.chunked_attention,
+    "gpu_flash": functools.partial(nonlocal_attention.gpu_flash_attention, interpret=True),
+    "tpu_flash": nonlocal_attention.tpu_flash_attention,
+    "auto_spatio_temporal": functools.partial(nonlocal_attention.auto_attention, kind="spatio_temporal"),
+  }[name]
+  weights = jnp.cos(jnp.arange(query.size).reshape(query.shape))
+
+  def loss(fn, *args):
+    return jnp.sum(fn(*args) * weights)
+
+  # The TPU interpreter only for the TPU kernel: it would also take over the GPU kernel's pallas_call.
+  with pltpu.force_tpu_interpret_mode() if name == "tpu_flash" else contextlib.nullcontext():
+    got = attention(query, key, value)
+    got_grads = jax.grad(functools.partial(loss, attention), argnums=(0, 1, 2))(query, key, value)
+  want = nonlocal_attention.einsum_attention(query, key, value)
+  want_grads = jax.grad(functools.partial(loss, nonlocal_attention.einsum_attention), argnums=(0, 1, 2))(
+    query, key, value
+  )
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  for a, b in zip(got_grads, want_grads, strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
+
+
+def test_auto_choices_per_platform_and_kind():
+  """The table in benchmarks/README.md: tiny affinities batched on accelerators, the big one through flash."""
+  block = nonlocal_attention.FLASH_BLOCK
+  for kind in ("temporal", "spatial"):
+    assert nonlocal_attention.auto_choices(kind, 64) == {
+      "cpu": "chunked",
+      "cuda": "einsum",
+      "tpu": "einsum",
+      "default": "einsum",
+    }
+  assert nonlocal_attention.auto_choices("spatio_temporal", 32 * block) == {
+    "cpu": "chunked",
+    "cuda": "gpu_flash",
+    "tpu": "tpu_flash",
+    "default": "chunked",
+  }
+  off_block = nonlocal_attention.auto_choices("spatio_temporal", 3 * block // 2)
+  assert (off_block["cuda"], off_block["tpu"]) == ("einsum", "einsum")
 
 
 @pytest.mark.parametrize("impl", ["einsum", "dot_product_attention"])

@@ -94,7 +94,26 @@ def conv_matmul_kernel_grad(
   return convolve(lhs, rhs)
 
 
-CONV_KERNEL_GRADS = {"xla": jax.lax.conv_general_dilated, "matmul": conv_matmul_kernel_grad}
+def conv_auto_kernel_grad(lhs: jax.Array, rhs: jax.Array, *args: Any, **kwargs: Any) -> jax.Array:
+  """`conv_matmul_kernel_grad` on CPU, XLA's own convolution (and gradients) on every other platform.
+
+  The matmul kernel gradient is a serial `lax.map` over the kernel taps, which only pays off on XLA:CPU; on a
+  GPU or TPU XLA's convolution gradient is one fused kernel. Chosen when the program is lowered
+  (`jax.lax.platform_dependent`), so one traced step serves every platform.
+  """
+  return jax.lax.platform_dependent(
+    lhs,
+    rhs,
+    cpu=lambda x, kernel: conv_matmul_kernel_grad(x, kernel, *args, **kwargs),
+    default=lambda x, kernel: jax.lax.conv_general_dilated(x, kernel, *args, **kwargs),
+  )
+
+
+CONV_KERNEL_GRADS = {
+  "auto": conv_auto_kernel_grad,
+  "xla": jax.lax.conv_general_dilated,
+  "matmul": conv_matmul_kernel_grad,
+}
 
 
 class LocalBlock(nn.Module):
@@ -109,15 +128,16 @@ class LocalBlock(nn.Module):
     kernel_size: k.
     dropout_rate: dropout after the residual sum (0.2 in the paper).
     dtype: the computation dtype.
-    conv_kernel_grad: `xla` (XLA's own convolution gradients) or `matmul` (the kernel gradient as matmuls,
-      `conv_matmul_kernel_grad`: the same function, up to 12x faster on CPU).
+    conv_kernel_grad: `auto` (`matmul` on CPU, `xla` elsewhere: `conv_auto_kernel_grad`), `xla` (XLA's own
+      convolution gradients) or `matmul` (the kernel gradient as matmuls, `conv_matmul_kernel_grad`: the same
+      function, up to 12x faster on CPU).
   """
 
   features: int
   kernel_size: int = 3
   dropout_rate: float = 0.2
   dtype: Any = jnp.float32
-  conv_kernel_grad: str = "xla"
+  conv_kernel_grad: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -156,12 +176,12 @@ class SLnLBlock(LocalBlock):
   Attributes:
     nonlocal_kinds: the stages that get a non-local branch (all three in the paper; fewer for ablations).
     embed_ratio: the non-local embedding channels L = embed_ratio * C of the stage input.
-    nonlocal_impl: `einsum` or `dot_product_attention` (see `NonLocal`).
+    nonlocal_impl: one of `nonlocal_attention.IMPLS` (see `NonLocal`); `auto` picks per platform and kind.
   """
 
   nonlocal_kinds: tuple[str, ...] = KINDS
   embed_ratio: float = 0.5
-  nonlocal_impl: str = "einsum"
+  nonlocal_impl: str = "auto"
 
   def __post_init__(self) -> None:
     unknown = [kind for kind in self.nonlocal_kinds if kind not in KINDS]

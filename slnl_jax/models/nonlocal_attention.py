@@ -19,11 +19,15 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.experimental.pallas.ops.gpu import attention as gpu_attention
+from jax.experimental.pallas.ops.tpu import flash_attention as tpu_attention
 
 KINDS = ("temporal", "spatial", "spatio_temporal")
-IMPLS = ("einsum", "dot_product_attention", "chunked")
+IMPLS = ("auto", "einsum", "dot_product_attention", "chunked")
 # Query rows per chunk of the `chunked` implementation: its live affinity is one group's 512 x P floats.
 QUERY_CHUNK = 512
+# Sequence block of the Pallas flash-attention kernels (their default); they are used when it divides P.
+FLASH_BLOCK = 128
 
 
 def _group(x: jax.Array, kind: str) -> jax.Array:
@@ -48,6 +52,11 @@ def affinity(query: jax.Array, key: jax.Array) -> jax.Array:
   """Eq. 5-8: softmax_j(varphi(x_i)^T psi(x_j)) for (G, P, L) embeddings -> (G, P, P), softmax in float32."""
   logits = jnp.einsum("gil,gjl->gij", query, key, preferred_element_type=jnp.float32)
   return jax.nn.softmax(logits, axis=-1)
+
+
+def einsum_attention(query: jax.Array, key: jax.Array, value: jax.Array) -> jax.Array:
+  """softmax(query key^T) value for (G, P, L) inputs through the whole (G, P, P) affinity (XLA's batched form)."""
+  return jnp.einsum("gij,gjl->gil", affinity(query, key).astype(value.dtype), value)
 
 
 def _split_rows(x: jax.Array, chunk: int) -> jax.Array:
@@ -146,6 +155,64 @@ def chunked_attention(query: jax.Array, key: jax.Array, value: jax.Array) -> jax
   return _chunked(query, key, value, chunk)
 
 
+def gpu_flash_attention(query: jax.Array, key: jax.Array, value: jax.Array, *, interpret: bool = False) -> jax.Array:
+  """softmax(query key^T) value for (G, P, L) inputs through the Pallas GPU (Triton) flash-attention kernel.
+
+  One head, scale 1; forward and backward are fused kernels that never hold a (P, P) affinity. Needs
+  P % FLASH_BLOCK == 0. `interpret` runs the kernel in Pallas's interpreter (any backend, for tests).
+  """
+  heads = (query[:, :, None], key[:, :, None], value[:, :, None])  # (G, P, 1 head, L)
+  return gpu_attention.mha(*heads, None, sm_scale=1.0, interpret=interpret)[:, :, 0]
+
+
+def tpu_flash_attention(query: jax.Array, key: jax.Array, value: jax.Array) -> jax.Array:
+  """softmax(query key^T) value for (G, P, L) inputs through the Pallas TPU (Mosaic) flash-attention kernel.
+
+  One head, scale 1, fused forward and backward kernels. Needs P % FLASH_BLOCK == 0. Runs on CPU under
+  `jax.experimental.pallas.tpu.force_tpu_interpret_mode()` (for tests).
+  """
+  return tpu_attention.flash_attention(query[:, None], key[:, None], value[:, None], sm_scale=1.0)[:, 0]
+
+
+ATTENTIONS = {
+  "einsum": einsum_attention,
+  "chunked": chunked_attention,
+  "gpu_flash": gpu_flash_attention,
+  "tpu_flash": tpu_flash_attention,
+}
+
+
+def auto_choices(kind: str, positions: int) -> dict[str, str]:
+  """The attention `impl="auto"` runs for `kind` and P = `positions`, per platform (keys of `ATTENTIONS`).
+
+  - cpu: `chunked` for every kind, the fastest and leanest on XLA:CPU (benchmarks/README.md).
+  - cuda, tpu: the temporal and spatial affinities are tiny (P = T or N), so one batched `einsum` over all
+    groups; the spatio-temporal one (P = T*N, 4096 at NTU size: 64 MiB per clip in float32) goes through the
+    platform's Pallas flash-attention kernel, or the einsum when P is not a multiple of FLASH_BLOCK.
+  - any other platform (rocm, ...): `einsum` for temporal/spatial, `chunked` (memory-safe) for spatio-temporal.
+  """
+  flash = positions % FLASH_BLOCK == 0
+  if kind != "spatio_temporal":
+    return {"cpu": "chunked", "cuda": "einsum", "tpu": "einsum", "default": "einsum"}
+  return {
+    "cpu": "chunked",
+    "cuda": "gpu_flash" if flash else "einsum",
+    "tpu": "tpu_flash" if flash else "einsum",
+    "default": "chunked",
+  }
+
+
+def auto_attention(query: jax.Array, key: jax.Array, value: jax.Array, kind: str) -> jax.Array:
+  """`auto_choices` per platform, all kept in the traced program by `jax.lax.platform_dependent`.
+
+  The branch is picked when the program is lowered, so an exported step carries one implementation per platform
+  it was lowered for and the compiler never sees the others.
+  """
+  choices = auto_choices(kind, query.shape[1])
+  branches = {platform: ATTENTIONS[name] for platform, name in choices.items()}
+  return jax.lax.platform_dependent(query, key, value, **branches)
+
+
 class NonLocal(nn.Module):
   """Embedded-Gaussian non-local operation: (B, T, N, C) -> (B, T, N, features). See the module docstring.
 
@@ -157,16 +224,16 @@ class NonLocal(nn.Module):
     kind: one of `KINDS`.
     features: output channels of W_w.
     embed_ratio: L = round(embed_ratio * C), at least 1 (the paper uses C/2).
-    impl: `einsum` (explicit softmax), `dot_product_attention` (`jax.nn.dot_product_attention`, scale 1, the
-      implementation left to XLA, which may pick a fused kernel on GPU) or `chunked` (`chunked_attention`, the
-      memory-efficient one, with a hand-written backward pass). All three compute the same function.
+    impl: `auto` (per platform and kind, `auto_choices`), `einsum` (explicit softmax), `dot_product_attention`
+      (`jax.nn.dot_product_attention`, scale 1, XLA's implementation) or `chunked` (`chunked_attention`, the
+      memory-efficient one, with a hand-written backward pass). All compute the same function.
     dtype: the computation dtype (the softmax runs in float32).
   """
 
   kind: str
   features: int
   embed_ratio: float = 0.5
-  impl: str = "einsum"
+  impl: str = "auto"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -188,6 +255,8 @@ class NonLocal(nn.Module):
       y = jnp.einsum("gij,gjl->gil", weights.astype(value.dtype), value)
     elif self.impl == "chunked":
       y = chunked_attention(query, key, value)
+    elif self.impl == "auto":
+      y = auto_attention(query, key, value, self.kind)
     else:
       # One attention head: (G, P, L) -> (G, P, 1, L).
       y = jax.nn.dot_product_attention(query[:, :, None], key[:, :, None], value[:, :, None], scale=1.0)[:, :, 0]

@@ -56,12 +56,12 @@ class Architecture(nn.Module):
   num_slnl_blocks: int = 5
   pool_every: int = 2
   nonlocal_kinds: tuple[str, ...] = KINDS
-  nonlocal_impl: str = "einsum"
+  nonlocal_impl: str = "auto"
   embed_ratio: float = 0.5
   dropout_rate: float = 0.2
   remat: bool = False
   dtype: Any = jnp.float32
-  conv_kernel_grad: str = "xla"
+  conv_kernel_grad: str = "auto"
 
   @nn.nowrap
   def architecture(self) -> dict[str, Any]:
