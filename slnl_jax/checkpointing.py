@@ -1,7 +1,10 @@
 """Checkpoints (orbax `CheckpointManager`) and preemption handling.
 
-A checkpoint holds the whole `TrainState` (params, batch stats, optimiser state, step, rng). Together with data
-order being a function of (seed, epoch), restoring the latest checkpoint continues a run bit-exactly. Saves are
+A checkpoint holds the whole `TrainState` (params, batch stats, optimiser state, step, rng) as its "default" item
+and, when the trainer gives it, a JSON item "model" with the model config and class names, so that inference
+(slnl_jax/inference.py) restores only params + batch stats and builds the model without the dataset. Checkpoints
+saved before the "model" item existed still restore. Together with data order being a function of (seed, epoch),
+restoring the latest checkpoint continues a run bit-exactly. Saves are
 atomic (orbax writes to a temporary directory and renames it) and asynchronous; we keep the last `keep`
 checkpoints plus the `keep_best` best ones by evaluation top-1.
 """
@@ -21,6 +24,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 BEST_METRIC = "concat_top1"  # eval top-1 of the concatenated head, the model's prediction
+STATE_ITEM, MODEL_INFO = "default", "model"  # "default": the name orbax gave the single item of older checkpoints
 
 
 class _DropOrbaxInfo(logging_lib.Filter):
@@ -44,10 +48,23 @@ def _best_fn(metrics: Mapping[str, float]) -> float:
 class Checkpointer:
   """Saves and restores train states under `directory` (one sub-folder per step)."""
 
-  def __init__(self, directory: str | os.PathLike, *, keep: int = 3, keep_best: int = 1):
+  def __init__(
+    self,
+    directory: str | os.PathLike,
+    *,
+    keep: int = 3,
+    keep_best: int = 1,
+    model_info: Mapping[str, Any] | None = None,
+    create: bool = True,
+  ):
+    """`model_info` (JSON-serialisable, e.g. {"config", "class_names"}) is saved with every checkpoint;
+    `create=False` opens an existing directory for reading (CheckpointError when there is none)."""
     if keep < 1:
       raise ValueError(f"config.train.keep_checkpoints must be >= 1, got {keep}")
     self.directory = pathlib.Path(directory).absolute()
+    if not create and not self.directory.is_dir():
+      raise CheckpointError(f"no checkpoint in {self.directory}: train first")
+    self._model_info = None if model_info is None else dict(model_info)
     policy = ocp.checkpoint_managers.AnyPreservationPolicy(
       [
         ocp.checkpoint_managers.LatestN(n=keep),
@@ -55,8 +72,8 @@ class Checkpointer:
         ocp.checkpoint_managers.BestN(get_metric_fn=_best_fn, n=keep_best, keep_checkpoints_without_metrics=False),
       ]
     )
-    options = ocp.CheckpointManagerOptions(best_fn=_best_fn, best_mode="max", preservation_policy=policy, create=True)
-    self._manager = ocp.CheckpointManager(self.directory, options=options)
+    options = ocp.CheckpointManagerOptions(best_fn=_best_fn, best_mode="max", preservation_policy=policy, create=create)
+    self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=(STATE_ITEM, MODEL_INFO))
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -65,11 +82,30 @@ class Checkpointer:
     """The step with the best eval top-1, or the latest step when none was saved with metrics."""
     return self._manager.best_step()
 
+  def find_step(self, checkpoint: str | int) -> int:
+    """The step of checkpoint "best" | "latest" | a step number (CheckpointError when there is none)."""
+    if checkpoint == "best":
+      step = self.best_step()
+    elif checkpoint == "latest":
+      step = self.latest_step()
+    elif isinstance(checkpoint, int) or str(checkpoint).isdigit():
+      step = int(checkpoint)
+      if step not in self._manager.all_steps():
+        raise CheckpointError(f"no checkpoint {self.directory / str(step)}; saved steps: {self._manager.all_steps()}")
+    else:
+      raise ValueError(f"--checkpoint must be 'best', 'latest' or a step number, got {checkpoint!r}")
+    if step is None:
+      raise CheckpointError(f"no checkpoint in {self.directory}: train first")
+    return step
+
   def save(self, state: Any, *, metrics: Mapping[str, float] | None = None) -> None:
     """Saves `state` under its own step (asynchronously; `wait` or `close` to block)."""
     step = int(jax.device_get(state.step))
     metrics = None if metrics is None else {k: float(v) for k, v in metrics.items()}
-    self._manager.save(step, args=ocp.args.StandardSave(state), metrics=metrics, force=True)
+    items = {STATE_ITEM: ocp.args.StandardSave(state)}
+    if self._model_info is not None:
+      items[MODEL_INFO] = ocp.args.JsonSave(self._model_info)
+    self._manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
 
   def restore(self, target: Any, step: int) -> Any:
     """Restores checkpoint `step` into the structure, dtypes and shardings of `target`.
@@ -79,8 +115,35 @@ class Checkpointer:
         `target` (e.g. a config with a different model).
     """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    return self._restore(step, ocp.args.StandardRestore(abstract))
+
+  def restore_variables(self, step: int, abstract: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the model variables of checkpoint `step` ({"params", "batch_stats"}, not the optimiser's moments).
+
+    Args:
+      abstract: {"params": ..., "batch_stats": ...} trees of arrays or `jax.ShapeDtypeStruct`s (e.g. from
+        `jax.eval_shape(model.init, ...)`); they are restored onto the first local device.
+    """
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = {
+      name: jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract[name])
+      for name in ("params", "batch_stats")
+    }
+    restore_args = ocp.checkpoint_utils.construct_restore_args(target)
+    return self._restore(step, ocp.args.PyTreeRestore(target, restore_args=restore_args, partial_restore=True))
+
+  def model_info(self, step: int) -> dict[str, Any] | None:
+    """The JSON item saved with checkpoint `step` (see `__init__`), or None for a checkpoint saved without it."""
+    if not (self.directory / str(step) / MODEL_INFO).is_dir():
+      return None
     try:
-      return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+      return self._manager.restore(step, args=ocp.args.Composite(**{MODEL_INFO: ocp.args.JsonRestore()}))[MODEL_INFO]
+    except Exception as e:
+      raise CheckpointError(f"cannot read {self.directory / str(step) / MODEL_INFO}: {type(e).__name__}: {e}") from e
+
+  def _restore(self, step: int, args: ocp.args.CheckpointArgs) -> Any:
+    try:
+      return self._manager.restore(step, args=ocp.args.Composite(**{STATE_ITEM: args}))[STATE_ITEM]
     except Exception as e:  # orbax raises many types (ValueError, KeyError, OSError, ...) for bad files.
       raise CheckpointError(
         f"cannot restore checkpoint {self.directory / str(step)}: {type(e).__name__}: {e}. "
