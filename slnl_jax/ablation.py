@@ -1,16 +1,29 @@
-"""The paper's ablation studies (Tables 3-5) as one resumable run of many trainings.
+"""The paper's ablation studies (Tables 3-5) as one resumable run of many trainings, run as the paper runs them.
 
-Every variant is the base config plus ablation presets (configs/ablations.py names them: `loss_smce`,
-`fa_none`, `m1_0`, ...). Variants that come out as the same config (e.g. the SMFL row of Table 3 and the rFA
-row of Table 4 are both the full model) share one training run per seed. Each run trains in its own workdir,
-`<dir>/runs/<loss>-<frequency attention>-m1_<M1>/seed_<seed>`, and leaves `result.json` there once its last
-evaluation is logged; a run with that file is never trained again, an unfinished one resumes from its
-latest checkpoint (slnl_jax/train.py).
+The paper (Sec. 4.3) builds its model as a chain and runs each table on one link of it:
+
+  Baseline1 = transform network + local blocks, no frequency attention, cross-entropy
+  Table 3 (losses, with the paper's gamma / margin pairs) on Baseline1
+  Baseline2 = Baseline1 + SMFL;  Table 4 (no FA / aFA / sFA / dFA / rFA) on Baseline2
+  Baseline3 = Baseline2 + rFA;   Table 5 (tSLnL, sSLnL, SLnL with M1 = 1, then M1 = 1 .. all blocks) on Baseline3
+  full model = Baseline3 + SLnL blocks (the base config)
+
+Every variant is the base config (the full model) plus presets of configs/ablations.py (`baseline1`,
+`loss_smce`, `margin_0.6`, `fa_none`, `m1_0`, `nonlocal_temporal`, ...). A run's directory is named by every
+setting in which its config differs from the base (`run_key`: the settings and a short hash of them; the base
+itself is `base`), so variants that come out as the same config (the CE row of Table 3 is Baseline1, the rFA
+row of Table 4 is Baseline3) share one training run per seed, and two variants that differ in anything, gamma
+or margin included, never do. Each run trains in `<dir>/runs/<key>/seed_<seed>` and leaves `result.json` there
+once its last evaluation is logged; a run with that file is never trained again, an unfinished one resumes
+from its latest checkpoint (slnl_jax/train.py), and a run trained with another config is never reused
+(`check_same_config`: the key is relative to the base, so a study rerun with another budget would otherwise
+find the old runs).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -40,40 +53,71 @@ class Variant:
   presets: tuple[str, ...] = ()
 
 
-# Tables 3-5 of the paper, each relative to the base config (the full SLnL-rFA + SMFL model), plus the
-# paper's Baseline1 (local blocks only, cross-entropy) beside the full model. The last row of each is the
-# paper's choice, the one it reports best.
-STUDIES: dict[str, tuple[Variant, ...]] = {
-  "loss": (
-    Variant("CE (Eq. 12)", ("loss_cross_entropy",)),
-    Variant("FL (Eq. 15)", ("loss_focal_loss",)),
-    Variant("SMCE (Eq. 13)", ("loss_smce",)),
-    Variant("SMFL (Eq. 16)", ("loss_smfl",)),
-  ),
-  "frequency": (
-    Variant("no FA", ("fa_none",)),
-    Variant("amplitude FA", ("fa_amplitude",)),
-    Variant("shared FA", ("fa_shared",)),
-    Variant("dependent FA", ("fa_dependent",)),
-    Variant("rFA (residual)", ("fa_residual",)),
-  ),
-  "affinity": (
-    Variant("local only (M1 = 0)", ("m1_0",)),
-    Variant("SLnL (M1 of the base config)"),
-  ),
-  "baseline": (
-    Variant("Baseline1: local only + CE", ("m1_0", "loss_cross_entropy")),
-    Variant("SLnL-rFA + SMFL (full model)"),
-  ),
-}
+# The chain's links (configs/ablations.py CHAIN); the full model is the base config itself.
+BASELINE1 = Variant("Baseline1: local blocks, no FA, CE", ("baseline1",))
+BASELINE2 = Variant("Baseline2: Baseline1 + SMFL", ("baseline2",))
+BASELINE3 = Variant("Baseline3: Baseline2 + rFA", ("baseline3",))
+FULL = Variant("Full model: Baseline3 + SLnL (SLnL-rFA)")
+STUDIES = ("chain", "endpoints", "loss", "frequency", "affinity")
 TITLES = {
-  "loss": "Table 3: loss function",
-  "frequency": "Table 4: frequency attention",
-  "affinity": "Table 5: local vs synchronous local and non-local (SLnL) blocks",
-  "baseline": "Full model vs Baseline1",
+  "chain": "The chain: Baseline1 -> Baseline2 -> Baseline3 -> full model",
+  "endpoints": "Full model vs the paper's Baseline1",
+  "loss": "Table 3: loss function, on Baseline1",
+  "frequency": "Table 4: frequency attention, on Baseline2",
+  "affinity": "Table 5: tSLnL, sSLnL and SLnL blocks, on Baseline3",
+  # Studies of reports written before the chain (one-factor changes of the full model, rFA kept on).
+  "baseline": "Full model vs local only + CE (rFA kept on: not the paper's Baseline1)",
 }
-# What --study=all runs, in the order the tables are written.
-ALL = ("baseline", "loss", "frequency", "affinity")
+# A label those earlier reports stored, and what that run really was.
+RELABEL = {"Baseline1: local only + CE": "local only + CE, rFA on (not the paper's Baseline1)"}
+ALL = ("chain", "loss", "frequency", "affinity")  # what --study=all runs, in the order the tables are written
+
+
+def study_variants(study: str, base: ml_collections.ConfigDict) -> tuple[tuple[Variant, ...], Variant]:
+  """The rows of `study` on `base` and the row the paper carries forward (its choice, the next link).
+
+  Table 3 uses the gamma / margin pairs of the paper's two protocols, SMFL(2, 0.4) (cross-subject) and
+  SMFL(2, 0.6) (cross-view), and the same gamma (FL) and margins (SMCE) for the one-term losses; Baseline2 is
+  the one with the base config's gamma and margin. Table 5 sweeps M1 over the base network's blocks (six in the
+  paper, four in the CPU presets).
+
+  Raises:
+    ValueError: an unknown study.
+  """
+  on_b1 = ("fa_none", "m1_0")
+  if study == "chain":
+    return (BASELINE1, BASELINE2, BASELINE3, FULL), FULL
+  if study == "endpoints":  # the chain's two ends, when there is no time for the whole chain
+    return (BASELINE1, FULL), FULL
+  if study == "loss":
+    rows = (
+      Variant("CE (Eq. 12) = Baseline1", (*on_b1, "loss_cross_entropy")),
+      Variant("FL, gamma 2 (Eq. 15)", (*on_b1, "loss_focal_loss", "gamma_2")),
+      Variant("SMCE, m 0.4 (Eq. 13)", (*on_b1, "loss_smce", "margin_0.4")),
+      Variant("SMCE, m 0.6", (*on_b1, "loss_smce", "margin_0.6")),
+      Variant("SMFL(2, 0.4) (Eq. 16)", (*on_b1, "loss_smfl", "gamma_2", "margin_0.4")),
+      Variant("SMFL(2, 0.6)", (*on_b1, "loss_smfl", "gamma_2", "margin_0.6")),
+    )
+    return rows, BASELINE2
+  if study == "frequency":
+    rows = (
+      Variant("no FA = Baseline2", ("baseline2",)),
+      *(Variant(f"{name} FA", ("baseline2", f"fa_{name}")) for name in ("amplitude", "shared", "dependent")),
+      Variant("rFA (residual) = Baseline3", ("baseline3",)),
+    )
+    return rows, BASELINE3
+  if study == "affinity":
+    rows = (
+      Variant("Baseline3 (M1 = 0)", ("baseline3",)),
+      Variant("tSLnL (M1 = 1)", ("baseline3", "m1_1", "nonlocal_temporal")),
+      Variant("sSLnL (M1 = 1)", ("baseline3", "m1_1", "nonlocal_spatial")),
+      *(
+        Variant(f"SLnL (M1 = {m1})", ("baseline3", f"m1_{m1}", "nonlocal_all"))
+        for m1 in range(1, len(base.model.channels) + 1)
+      ),
+    )
+    return rows, FULL
+  raise ValueError(f"unknown study {study!r}: choose from {list(STUDIES)}")
 
 
 def variant_config(
@@ -87,13 +131,38 @@ def variant_config(
   return config
 
 
-def run_key(config: ml_collections.ConfigDict) -> str:
-  """The directory name of a variant: the three settings the ablations change, so equal configs share runs."""
-  return f"{config.loss.name}-{config.model.frequency_attention}-m1_{config.model.num_slnl_blocks}"
+def _flat(config: ml_collections.ConfigDict) -> dict[str, object]:
+  return traverse_util.flatten_dict(json.loads(config.to_json_best_effort()), sep=".")
 
 
-def run_dir(root: pathlib.Path, config: ml_collections.ConfigDict) -> pathlib.Path:
-  return root / "runs" / run_key(config) / f"seed_{config.seed}"
+def config_diff(config: ml_collections.ConfigDict, base: ml_collections.ConfigDict) -> dict[str, object]:
+  """Every setting of `config` that differs from `base`, except the seed and `NOT_COMPARED` (flat keys)."""
+  wanted, reference = _flat(config), _flat(base)
+  skip = NOT_COMPARED | {"seed"}
+  return {k: v for k, v in sorted(wanted.items()) if k not in skip and (k not in reference or reference[k] != v)}
+
+
+def run_key(config: ml_collections.ConfigDict, base: ml_collections.ConfigDict) -> str:
+  """A variant's directory name: `base`, or its settings that differ from `base` and a short hash of them.
+
+  E.g. `frequency_attention=none+name=cross_entropy+num_slnl_blocks=0~3f1c2a9b`: the readable part names each
+  setting by its last key (cut at 80 characters), the hash covers the full keys and values, so equal configs
+  share a directory and configs that differ in anything never do.
+  """
+  diff = config_diff(config, base)
+  if not diff:
+    return "base"
+
+  def value(v: object) -> str:
+    return "-".join(map(str, v)) if isinstance(v, list) else str(v)
+
+  readable = "+".join(f"{k.rsplit('.', 1)[-1]}={value(v)}" for k, v in diff.items())[:80]
+  digest = hashlib.sha256(json.dumps(diff, sort_keys=True).encode()).hexdigest()[:8]
+  return f"{readable}~{digest}"
+
+
+def run_dir(root: pathlib.Path, config: ml_collections.ConfigDict, base: ml_collections.ConfigDict) -> pathlib.Path:
+  return root / "runs" / run_key(config, base) / f"seed_{config.seed}"
 
 
 def _last_eval(metrics_path: pathlib.Path) -> dict | None:
@@ -125,9 +194,9 @@ NOT_COMPARED = frozenset(
 def check_same_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
   """Raises if `workdir` holds a run trained with another config than `config`.
 
-  Run directories are named by the three settings the ablations change, so a study rerun into the same
-  --workdir with another budget (epochs, lr decay, T, ...) would otherwise reuse or resume runs of the old
-  one. Compared: every setting present both in `config` and in the run's `config.json` (written by
+  Run directories are named by how a variant differs from the study's base, so a study rerun into the same
+  --workdir with another base (epochs, lr decay, T, ...) would otherwise reuse or resume runs of the old one.
+  Compared: every setting present both in `config` and in the run's `config.json` (written by
   `train.train_and_evaluate`) except `NOT_COMPARED`; a setting the code gained after the run was trained is
   not compared.
 
@@ -138,7 +207,7 @@ def check_same_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) 
   if not path.exists():
     return
   stored = traverse_util.flatten_dict(json.loads(path.read_text()), sep=".")
-  wanted = traverse_util.flatten_dict(json.loads(config.to_json_best_effort()), sep=".")
+  wanted = _flat(config)
   differ = sorted(k for k in stored.keys() & wanted.keys() - NOT_COMPARED if stored[k] != wanted[k])
   if differ:
     changes = "; ".join(f"{k} = {stored[k]!r} there, {wanted[k]!r} now" for k in differ)
@@ -186,6 +255,7 @@ class Row:
   key: str
   top1_by_seed: dict[int, float]
   wall_s: float
+  choice: bool = False  # the row the paper carries forward (its best)
 
   @property
   def mean(self) -> float:
@@ -206,34 +276,39 @@ def run_study(
   apply_preset: ApplyPreset,
   train_fn: TrainFn = train.train_and_evaluate,
 ) -> dict[str, list[Row]]:
-  """Trains every (variant, seed) of `studies` not yet finished under `root` and returns the rows per study."""
-  unknown = [s for s in studies if s not in STUDIES]
-  if unknown:
-    raise ValueError(f"unknown studies {unknown}: choose from {list(STUDIES)}")
+  """Trains every (variant, seed) of `studies` not yet finished under `root` and returns the rows per study.
+
+  Runs are trained seed by seed (every variant of the first seed, then of the next, ...), so a study stopped
+  early has all its variants at the first seeds.
+  """
+  plans = {study: study_variants(study, base) for study in studies}
   configs = {
     (study, i, seed): variant_config(base, variant, seed, apply_preset)
-    for study in studies
-    for i, variant in enumerate(STUDIES[study])
     for seed in seeds
+    for study, (variants, _) in plans.items()
+    for i, variant in enumerate(variants)
   }
-  unique = {run_dir(root, c): c for c in configs.values()}
+  unique = {run_dir(root, c, base): c for c in configs.values()}
   results = {}
   with tqdm(total=len(unique), desc="ablation runs", unit="run") as bar:
     for workdir, config in unique.items():
-      bar.set_postfix_str(f"{run_key(config)} seed {config.seed}")
+      bar.set_postfix_str(f"{workdir.parent.name} seed {config.seed}")
       results[workdir] = run_once(config, workdir, train_fn)
       bar.update()
   tables = {}
-  for study in studies:
+  for study, (variants, choice) in plans.items():
+    choice_key = run_key(variant_config(base, choice, seeds[0], apply_preset), base)
     rows = []
-    for i, variant in enumerate(STUDIES[study]):
-      runs = [results[run_dir(root, configs[study, i, seed])] for seed in seeds]
+    for i, variant in enumerate(variants):
+      runs = [results[run_dir(root, configs[study, i, seed], base)] for seed in seeds]
+      key = run_key(configs[study, i, seeds[0]], base)
       rows.append(
         Row(
           label=variant.label,
-          key=run_key(configs[study, i, seeds[0]]),
+          key=key,
           top1_by_seed={seed: r["top1"] for seed, r in zip(seeds, runs, strict=True)},
           wall_s=float(np.mean([r["wall_s"] for r in runs])),
+          choice=key == choice_key,
         )
       )
     tables[study] = rows
@@ -249,13 +324,14 @@ def _mean_std(row: Row) -> str:
 
 
 def markdown_table(rows: Sequence[Row]) -> str:
-  """A Markdown table: variant, run directory, top-1 mean +- sample std over seeds (%), each seed, wall time."""
+  """A Markdown table: variant (the paper's choice in bold), run directory, top-1 mean +- sample std over seeds
+  (%), each seed, wall time."""
   seeds = list(rows[0].top1_by_seed)
   header = ["variant", "run", "top-1 % (mean ± std)", *[f"seed {s}" for s in seeds], "wall s / run"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for row in rows:
     cells = [
-      row.label,
+      f"**{row.label}**" if row.choice else row.label,
       f"`{row.key}`",
       _mean_std(row),
       *[_percent(row.top1_by_seed[s]) for s in seeds],
@@ -265,9 +341,14 @@ def markdown_table(rows: Sequence[Row]) -> str:
   return "\n".join(lines)
 
 
+def _choice(rows: Sequence[Row]) -> Row:
+  """The paper's choice: the row marked so, or the last row (reports written before rows were marked)."""
+  return next((row for row in rows if row.choice), rows[-1])
+
+
 def paper_choice_sentence(rows: Sequence[Row]) -> str:
-  """Where the paper's choice (the last row) ranks by mean top-1, and how that compares with the seed spread."""
-  choice = rows[-1]
+  """Where the paper's choice ranks by mean top-1, and how that compares with the seed spread."""
+  choice = _choice(rows)
   rank = 1 + sum(row.mean > choice.mean for row in rows)
   best = max(rows, key=lambda row: row.mean)
   stds = [row.std for row in rows if not math.isnan(row.std)]
@@ -309,7 +390,14 @@ def _tables(report: Mapping) -> dict[str, list[Row]]:
   """The rows of each study of a report as stored in `results.json`."""
   return {
     study: [
-      Row(r["label"], r["key"], {int(s): top1 for s, top1 in r["top1_by_seed"].items()}, r["wall_s"]) for r in rows
+      Row(
+        RELABEL.get(r["label"], r["label"]),
+        r["key"],
+        {int(s): top1 for s, top1 in r["top1_by_seed"].items()},
+        r["wall_s"],
+        r.get("choice", False),
+      )
+      for r in rows
     ]
     for study, rows in report["studies"].items()
   }
@@ -326,8 +414,9 @@ def render_report(report: Mapping, image_dir: str = "", level: int = 1) -> list[
   lines = [
     f"Command: `{report['command']}`",
     "",
-    f"Seeds: {', '.join(map(str, seeds))}. Top-1 of the concat head on the test split after the last epoch;"
-    " mean ± sample standard deviation over seeds.",
+    f"Seeds: {', '.join(map(str, seeds))} ({len(seeds)} seed{'s' * (len(seeds) > 1)}). Top-1 of the concat head"
+    " on the test split after the last epoch; mean ± sample standard deviation over seeds; in bold, the row the"
+    " paper carries forward.",
   ]
   for study, rows in _tables(report).items():
     lines += ["", f"{head}# {TITLES[study]}", "", markdown_table(rows), "", paper_choice_sentence(rows)]
@@ -374,7 +463,7 @@ def write_report(
 
 
 def target_sentence(rows: Sequence[Row], target: float) -> str:
-  """Whether the full model (the last row of the baseline study) reaches `target` top-1 (a fraction) on average."""
+  """Whether the full model (the last row of the chain) reaches `target` top-1 (a fraction) on average."""
   full = rows[-1]
   n = len(full.top1_by_seed)
   gap = full.mean - target
@@ -399,7 +488,7 @@ def write_page(
   for title, _, report in reports:
     lines.append(f"- **{title}**")
     for study, rows in _tables(report).items():
-      check = target_sentence(rows, target) + " " if study == "baseline" and target is not None else ""
+      check = target_sentence(rows, target) + " " if study in ("chain", "baseline") and target is not None else ""
       lines.append(f"  - {TITLES[study]}: {check}{paper_choice_sentence(rows)}")
   for title, folder, report in reports:
     image_dir = pathlib.Path(os.path.relpath(folder, out.parent)).as_posix() + "/"

@@ -1,5 +1,6 @@
 """tools/ablate.py's logic (slnl_jax/ablation.py): aggregation, run sharing, resumption, one tiny real study."""
 
+import hashlib
 import json
 import math
 import subprocess
@@ -56,56 +57,116 @@ def test_paper_choice_sentence_ranks_the_last_row():
   )
 
 
-def test_equal_variants_share_runs_and_finished_runs_are_reused(tmp_path):
-  base = msr_action3d.get_config()  # the full model: smfl, residual FA, M1 = 2
-  planted = {  # Table 3 has 4 runs, Table 4 has 5, one of them (smfl + residual) in both: 8 runs per seed.
-    "cross_entropy-residual-m1_2": 0.10,
-    "focal_loss-residual-m1_2": 0.20,
-    "smce-residual-m1_2": 0.30,
-    "smfl-residual-m1_2": 0.90,
-    "smfl-none-m1_2": 0.40,
-    "smfl-amplitude-m1_2": 0.50,
-    "smfl-shared-m1_2": 0.60,
-    "smfl-dependent-m1_2": 0.70,
+def test_chain_presets_by_hand():
+  base = msr_action3d.get_config()  # the full model: SMFL(2, 0.4), rFA, M1 = 2 of 4 blocks
+  b1 = ablations.get_config("msr_action3d,baseline1")
+  assert (b1.loss.name, b1.model.frequency_attention, b1.model.num_slnl_blocks) == ("cross_entropy", "none", 0)
+  b2 = ablations.get_config("msr_action3d,baseline2")
+  assert (b2.loss.name, b2.loss.gamma, b2.loss.margin) == ("smfl", 2.0, 0.4)
+  assert (b2.model.frequency_attention, b2.model.num_slnl_blocks) == ("none", 0)
+  b3 = ablations.get_config("msr_action3d,baseline3")
+  assert (b3.loss.name, b3.model.frequency_attention, b3.model.num_slnl_blocks) == ("smfl", "residual", 0)
+  other = ablations.get_config("msr_action3d,margin_0.6,gamma_1,nonlocal_temporal")
+  assert (other.loss.gamma, other.loss.margin, other.model.nonlocal_kinds) == (1.0, 0.6, ("temporal",))
+  assert base.model.channels == b1.model.channels  # a link changes nothing else
+  with pytest.raises(ValueError, match="unknown ablation preset 'margin_x'"):
+    ablations.get_config("msr_action3d,margin_x")
+
+
+def test_run_key_names_every_difference():
+  base = msr_action3d.get_config()
+  assert ablation.run_key(base, base) == "base"
+  same = ablations.get_config("msr_action3d")
+  same.seed, same.dataset.manual_dir = 7, "/elsewhere"  # the seed has its own folder; where data lives is no setting
+  assert ablation.run_key(same, base) == "base"
+  variant = ablations.get_config("msr_action3d,gamma_1,margin_0.6")
+  # The documented format: the settings by their last key, "~", sha256 of the full keys and values (8 hex).
+  digest = hashlib.sha256(json.dumps({"loss.gamma": 1.0, "loss.margin": 0.6}, sort_keys=True).encode()).hexdigest()
+  assert ablation.run_key(variant, base) == f"gamma=1.0+margin=0.6~{digest[:8]}"
+  # The issue's case: variants equal in (loss, FA, M1) but not in margin or non-local kinds never share a run.
+  keys = {
+    ablation.run_key(ablations.get_config(f"msr_action3d,{presets}"), base)
+    for presets in ("margin_0.6", "margin_0.2", "nonlocal_temporal", "nonlocal_spatial")
   }
-  for key, top1 in planted.items():
-    for seed in (0, 1):
-      run = tmp_path / "runs" / key / f"seed_{seed}"
-      run.mkdir(parents=True)
-      (run / "result.json").write_text(json.dumps({"top1": top1 + seed / 100, "wall_s": 5.0}))
-  tables = ablation.run_study(base, ["loss", "frequency"], [0, 1], tmp_path, ablations.apply, _never_train)
-  assert len(list((tmp_path / "runs").iterdir())) == 8
-  loss = [(r.key, r.top1_by_seed) for r in tables["loss"]]
-  assert loss[0] == ("cross_entropy-residual-m1_2", {0: 0.10, 1: 0.11})
-  assert loss[3] == ("smfl-residual-m1_2", {0: 0.90, 1: 0.91})
-  assert [r.top1_by_seed[0] for r in tables["frequency"]] == [0.40, 0.50, 0.60, 0.70, 0.90]
+  assert len(keys) == 4
+
+
+def _fake_train(calls):
+  """A train_fn that logs a final evaluation at step 1 with top-1 = 0.01 * (number of the call)."""
+
+  def train_fn(config, workdir):
+    calls.append(workdir)
+    record = {"step": 1, "split": "eval", "top1": len(calls) / 100, "top5": 1.0}
+    (workdir / "metrics.jsonl").write_text(json.dumps(record) + "\n")
+
+  return train_fn
+
+
+def test_the_chain_shares_runs_with_its_tables(tmp_path, monkeypatch):
+  monkeypatch.setattr(ablation, "_total_steps", lambda config, workdir: 1)
+  base = msr_action3d.get_config()  # SMFL(2, 0.4), rFA, M1 = 2
+  calls = []
+  tables = ablation.run_study(base, ["chain", "loss", "frequency"], [0], tmp_path, ablations.apply, _fake_train(calls))
+  # By hand: the chain's 4 configs; Table 3 adds FL, SMCE 0.4, SMCE 0.6 and SMFL(2, 0.6) (its CE row is Baseline1,
+  # its SMFL(2, 0.4) row Baseline2); Table 4 adds aFA, sFA, dFA (no FA is Baseline2, rFA Baseline3).
+  assert len(calls) == len(set(calls)) == 11
+  chain = {row.label.split(":")[0]: row for row in tables["chain"]}
+  loss = {row.label: row for row in tables["loss"]}
+  frequency = {row.label: row for row in tables["frequency"]}
+  assert loss["CE (Eq. 12) = Baseline1"].top1_by_seed == chain["Baseline1"].top1_by_seed
+  assert loss["SMFL(2, 0.4) (Eq. 16)"].top1_by_seed == chain["Baseline2"].top1_by_seed
+  assert loss["SMFL(2, 0.6)"].key != chain["Baseline2"].key
+  assert frequency["no FA = Baseline2"].top1_by_seed == chain["Baseline2"].top1_by_seed
+  assert frequency["rFA (residual) = Baseline3"].top1_by_seed == chain["Baseline3"].top1_by_seed
+  assert chain["Full model"].key == "base"
+  # The row the paper carries forward is the next link of the chain.
+  assert [r.label for r in tables["loss"] if r.choice] == ["SMFL(2, 0.4) (Eq. 16)"]
+  assert [r.label for r in tables["frequency"] if r.choice] == ["rFA (residual) = Baseline3"]
+  assert [r.choice for r in tables["chain"]] == [False, False, False, True]
+  # Finished runs are reused as they are.
+  again = ablation.run_study(base, ["chain", "loss", "frequency"], [0], tmp_path, ablations.apply, _never_train)
+  assert again == tables
+
+
+def test_table5_sweeps_the_blocks_of_the_base():
+  base = msr_action3d.get_config()  # four blocks
+  rows, choice = ablation.study_variants("affinity", base)
+  assert [r.label for r in rows] == [
+    "Baseline3 (M1 = 0)", "tSLnL (M1 = 1)", "sSLnL (M1 = 1)", "SLnL (M1 = 1)", "SLnL (M1 = 2)", "SLnL (M1 = 3)",
+    "SLnL (M1 = 4)",
+  ]  # fmt: skip
+  config = ablation.variant_config(base, rows[4], 0, ablations.apply)
+  assert (
+    ablation.run_key(config, base)
+    == "base"
+    == ablation.run_key(ablation.variant_config(base, choice, 0, ablations.apply), base)
+  )
 
 
 def test_a_run_of_another_config_is_never_reused(tmp_path):
   base = msr_action3d.get_config()
-  run = tmp_path / "runs" / "cross_entropy-residual-m1_0" / "seed_0"  # Baseline1's run directory
+  baseline1 = ablation.variant_config(base, ablation.BASELINE1, 0, ablations.apply)
+  run = ablation.run_dir(tmp_path, baseline1, base)
   run.mkdir(parents=True)
   (run / "result.json").write_text(json.dumps({"top1": 0.5, "wall_s": 1.0}))
-  stored = json.loads(ablation.variant_config(base, ablation.STUDIES["baseline"][0], 0, ablations.apply).to_json())
+  stored = json.loads(baseline1.to_json())
   stored["train"]["num_epochs"] = 15  # the same variant trained with another budget
   (run / "config.json").write_text(json.dumps(stored))
   with pytest.raises(
     ValueError, match=r"seed_0 was trained with another config \(train.num_epochs = 15 there, 60 now\)"
   ):
-    ablation.run_study(base, ["baseline"], [0], tmp_path, ablations.apply, _never_train)
+    ablation.run_study(base, ["endpoints"], [0], tmp_path, ablations.apply, _never_train)
 
   # Where the data lives does not matter, nor a setting the code gained after the run was trained.
   stored["train"]["num_epochs"] = base.train.num_epochs
   stored["dataset"]["manual_dir"] = "/elsewhere"
   del stored["model"]["conv_kernel_grad"]
   (run / "config.json").write_text(json.dumps(stored))
-  assert ablation.run_once(
-    ablation.variant_config(base, ablation.STUDIES["baseline"][0], 0, ablations.apply), run, _never_train
-  ) == {"top1": 0.5, "wall_s": 1.0}
+  assert ablation.run_once(baseline1, run, _never_train) == {"top1": 0.5, "wall_s": 1.0}
 
 
 def test_unknown_study_is_named(tmp_path):
-  with pytest.raises(ValueError, match="'lossy'"):
+  with pytest.raises(ValueError, match="unknown study 'lossy'"):
     ablation.run_study(msr_action3d.get_config(), ["lossy"], [0], tmp_path, ablations.apply, _never_train)
 
 
@@ -124,33 +185,31 @@ def test_tiny_real_study_end_to_end(tmp_path, shared_data, monkeypatch):
   config.train.steps_per_epoch = 2
   root = tmp_path / "study"
 
-  tables = ablation.run_study(config, ["affinity"], [0], root, ablations.apply)
-  report = ablation.write_report(
-    tables, root, root / "report", "python tools/ablate.py ...", [0], ablation.run_key(config)
-  )
+  tables = ablation.run_study(config, ["endpoints"], [0], root, ablations.apply)
+  report = ablation.write_report(tables, root, root / "report", "python tools/ablate.py ...", [0], "base")
 
-  keys = ["smfl-residual-m1_0", "smfl-residual-m1_1"]
-  assert [r.key for r in tables["affinity"]] == keys
-  for row, key in zip(tables["affinity"], keys, strict=True):
+  keys = [r.key for r in tables["endpoints"]]
+  assert keys[0].startswith("name=cross_entropy+frequency_attention=none+num_slnl_blocks=0~") and keys[1] == "base"
+  for row, key in zip(tables["endpoints"], keys, strict=True):
     records = [json.loads(line) for line in (root / "runs" / key / "seed_0" / "metrics.jsonl").read_text().splitlines()]
     last_eval = [r for r in records if r["split"] == "eval"][-1]
     assert last_eval["step"] == 2
     assert row.top1_by_seed == {0: last_eval["concat_top1"]}
   text = report.read_text()
-  assert "local only (M1 = 0)" in text and "`smfl-residual-m1_1`" in text
+  assert "Baseline1: local blocks, no FA, CE" in text and "`base`" in text
   stored = json.loads((root / "report" / "results.json").read_text())
-  assert stored["seeds"] == [0] and stored["learning_curve"] == {"key": "smfl-residual-m1_1", "seed": 0}
-  assert [r["top1_by_seed"] for r in stored["studies"]["affinity"]] == [
-    {"0": r.top1_by_seed[0]} for r in tables["affinity"]
+  assert stored["seeds"] == [0] and stored["learning_curve"] == {"key": "base", "seed": 0}
+  assert [r["top1_by_seed"] for r in stored["studies"]["endpoints"]] == [
+    {"0": r.top1_by_seed[0]} for r in tables["endpoints"]
   ]
-  for name in ("affinity.png", "learning_curve.png"):
+  for name in ("endpoints.png", "learning_curve.png"):
     assert (root / "report" / name).read_bytes()[:8] == PNG_MAGIC
 
   # Finished runs are reused as they are; an unfinished one is an error that says how to resume.
-  again = ablation.run_study(config, ["affinity"], [0], root, ablations.apply, _never_train)
+  again = ablation.run_study(config, ["endpoints"], [0], root, ablations.apply, _never_train)
   assert again == tables
   with pytest.raises(RuntimeError, match="before its final step 2"):
-    ablation.run_study(config, ["affinity"], [5], root, ablations.apply, lambda config, workdir: None)
+    ablation.run_study(config, ["endpoints"], [5], root, ablations.apply, lambda config, workdir: None)
   assert not (root / "runs" / keys[0] / "seed_5" / "result.json").exists()
 
 
@@ -188,7 +247,7 @@ def test_page_is_built_from_the_reports_results_json(tmp_path):
   (target / "results.json").write_text(
     json.dumps(
       _report(
-        "python tools/ablate.py A", {"baseline": [("B1", "k0", 0.8, 0.84, 10), ("full", "k1", 0.86, 0.88, 20)]}, "k1"
+        "python tools/ablate.py A", {"chain": [("B1", "k0", 0.8, 0.84, 10), ("full", "k1", 0.86, 0.88, 20)]}, "k1"
       )
     )
   )
@@ -203,11 +262,12 @@ def test_page_is_built_from_the_reports_results_json(tmp_path):
   summary = lines[lines.index("## Summary") + 2 : lines.index("## At the preset") - 1]
   assert summary == [
     "- **At the preset**",
-    "  - Full model vs Baseline1: full: 87.00 ± 1.41 % top-1 over 2 seeds; the target of 85.00 % is met, 2.00 points "
-    "above. The paper's choice, full, has the highest mean top-1 (87.00 %), as in the paper. The largest sample std "
-    "over seeds is 2.83 points.",
+    "  - The chain: Baseline1 -> Baseline2 -> Baseline3 -> full model: full: 87.00 ± 1.41 % top-1 over 2 seeds; the "
+    "target of 85.00 % is met, 2.00 points above. The paper's choice, full, has the highest mean top-1 (87.00 %), as "
+    "in the paper. The largest sample std over seeds is 2.83 points.",
     "- **Table 3**",
-    "  - Table 3: loss function: The paper's choice, SMFL, ranks 2 of 2 by mean top-1 (87.00 %); CE is highest "
+    "  - Table 3: loss function, on Baseline1: The paper's choice, SMFL, ranks 2 of 2 by mean top-1 (87.00 %); CE is "
+    "highest "
     "(90.00 %, 3.00 points more), where the paper ranks its choice first. The largest sample std over seeds is 1.41 "
     "points.",
   ]
@@ -215,7 +275,32 @@ def test_page_is_built_from_the_reports_results_json(tmp_path):
   assert "| CE | `c` | 90.00 ± 0.00 | 90.00 | 90.00 | 5 |" in lines
   # Images are linked relative to the page; report headings sit one level below the section's.
   assert "![loss](results/tables/loss.png)" in lines and "![learning curve](results/target/learning_curve.png)" in lines
-  assert "### Table 3: loss function" in lines
+  assert "### Table 3: loss function, on Baseline1" in lines
+
+
+def test_the_paper_choice_is_the_marked_row_and_bold():
+  rows = [
+    ablation.Row("none", "a", {0: 0.7}, wall_s=1.0),
+    ablation.Row("rFA", "b", {0: 0.6}, wall_s=1.0, choice=True),
+    ablation.Row("aFA", "c", {0: 0.5}, wall_s=1.0),
+  ]
+  assert ablation.paper_choice_sentence(rows).startswith(
+    "The paper's choice, rFA, ranks 2 of 3 by mean top-1 (60.00 %)"
+  )
+  assert ablation.markdown_table(rows).splitlines()[3].startswith("| **rFA** | `b` |")
+
+
+def test_reports_written_before_the_chain_say_what_they_measured(tmp_path):
+  # The earlier "baseline" study kept rFA on in the row it called Baseline1; its page says so, numbers unchanged.
+  rows = [("Baseline1: local only + CE", "cross_entropy-residual-m1_2", 0.8, 0.84, 10), ("full", "k1", 0.86, 0.88, 2)]
+  (tmp_path / "old").mkdir()
+  (tmp_path / "old" / "results.json").write_text(json.dumps(_report("old command", {"baseline": rows}, "k1")))
+  page = ablation.write_page("# R\n", [("Earlier", tmp_path / "old")], tmp_path / "page.md").read_text()
+  assert "### Full model vs local only + CE (rFA kept on: not the paper's Baseline1)" in page
+  assert (
+    "| local only + CE, rFA on (not the paper's Baseline1) | `cross_entropy-residual-m1_2` | 82.00 ± 2.83 |" in page
+  )
+  assert "Baseline1: local only + CE" not in page
 
 
 def test_results_page_cli(tmp_path):

@@ -1,14 +1,17 @@
-r"""Runs the paper's ablations (Tables 3-5, and Baseline1 beside the full model) on one dataset config.
+r"""Runs the paper's ablation chain (Baseline1 -> 2 -> 3 -> full model, Tables 3-5) on one dataset config.
 
-  python tools/ablate.py --config=configs/msr_action3d_cpu.py --study=all --seeds=3 --workdir=workdirs/ablate_msr
+  python tools/ablate.py --config=configs/nw_ucla_cpu.py --study=chain --seeds=3 --workdir=workdirs/ablate_nwu
   python tools/ablate.py --config=configs/ntu60_xsub.py --study=frequency --seeds=1 --workdir=DIR \
       --config.train.num_epochs=50
 
 --config is the full model (SLnL-rFA + SMFL); every variant is it plus presets of configs/ablations.py, with
-the same budget, trained for seeds config.seed, config.seed + 1, .... Finished runs (DIR/runs/<variant>/seed_<s>/
-result.json) are reused and unfinished ones resume, so an interrupted study continues where it stopped.
-Writes DIR/report_<study>_seeds<n>/: results.md (the tables, mean +- std of top-1 over seeds and every seed),
-<study>.png bar charts, learning_curve.png (the full model) and results.json.
+the same budget, trained for seeds config.seed, config.seed + 1, .... Studies (slnl_jax/ablation.py): `chain`
+(Baseline1, Baseline2, Baseline3, full model), `endpoints` (Baseline1 and the full model only), `loss`
+(Table 3 on Baseline1), `frequency` (Table 4 on Baseline2), `affinity` (Table 5 on Baseline3), `all` (the
+chain and Tables 3-5). Finished runs (DIR/runs/<key>/seed_<s>/result.json, the key naming every setting that
+differs from --config) are reused and unfinished ones resume, so an interrupted study continues where it
+stopped. Writes DIR/report_<study>_seeds<n>/: results.md (the tables, mean +- std of top-1 over seeds and every
+seed), <study>.png bar charts, learning_curve.png (the full model) and results.json.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def main(argv: Sequence[str]) -> None:
   command = shlex.join(["python", "tools/ablate.py", *sys.argv[1:]])
   # One report folder per (study, seeds) request: a later request over the same runs adds a report beside it.
   out_dir = pathlib.Path(_REPORT_DIR.value or root / f"report_{_STUDY.value}_seeds{_SEEDS.value}")
-  report = ablation.write_report(tables, root, out_dir, command, seeds, curve_key=ablation.run_key(config))
+  report = ablation.write_report(tables, root, out_dir, command, seeds, curve_key=ablation.run_key(config, config))
   print(report.read_text())
 
 
