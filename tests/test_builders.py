@@ -313,3 +313,64 @@ def test_bad_names_and_configs(tmp_path):
     builders.build("custom_skeleton", manual_dir=tmp_path, data_dir=tmp_path)
   with pytest.raises(FileNotFoundError, match="not built"):
     builders.load_info("msr_action3d", tmp_path)
+
+
+# --- A build is tied to the files it was made from ------------------------------------------------
+
+
+def _write_custom(folder: pathlib.Path, rows: int, seed: int) -> None:
+  rng = np.random.default_rng(seed)
+  folder.mkdir(parents=True, exist_ok=True)
+  for split in builders.SPLITS:
+    skeleton = rng.normal(size=(rows, 4, 1, 3, 2)).astype(np.float32)
+    np.savez(folder / f"{split}.npz", skeleton=skeleton, label=np.arange(rows) % 2)
+
+
+def _num_examples(builder) -> dict[str, int]:
+  return {s: sum(1 for _ in builder.as_dataset(split=s)) for s in builders.SPLITS}
+
+
+def test_custom_build_from_another_folder_stops_and_names_both(tmp_path):
+  first, second = tmp_path / "A", tmp_path / "B"
+  _write_custom(first, rows=6, seed=0)
+  _write_custom(second, rows=3, seed=1)
+  builders.build("custom_skeleton", manual_dir=first, data_dir=tmp_path / "tfds")
+  with pytest.raises(builders.StaleBuildError) as e:
+    builders.build("custom_skeleton", manual_dir=second, data_dir=tmp_path / "tfds")
+  message = str(e.value)
+  assert str(first) in message and str(second) in message and "train.npz" in message
+  # Nothing was deleted: the first build still reads back whole.
+  assert _num_examples(builders.load("custom_skeleton", tmp_path / "tfds")) == {"train": 6, "test": 6}
+
+
+def test_files_changed_in_place_are_rebuilt(tmp_path):
+  raw = tmp_path / "raw"
+  _write_custom(raw, rows=6, seed=0)
+  builder = builders.build("custom_skeleton", manual_dir=raw, data_dir=tmp_path / "tfds")
+  marker = pathlib.Path(builder.data_dir) / "marker"
+  marker.touch()
+  # Unchanged files: the build is reused as it is (not rebuilt: the marker is still there).
+  builders.build("custom_skeleton", manual_dir=raw, data_dir=tmp_path / "tfds")
+  assert marker.exists()
+  _write_custom(raw, rows=4, seed=2)  # the user corrects the arrays
+  builder = builders.build("custom_skeleton", manual_dir=raw, data_dir=tmp_path / "tfds")
+  assert _num_examples(builder) == {"train": 4, "test": 4}
+
+
+def test_a_file_added_after_the_build_is_not_ignored(tmp_path):
+  from slnl_jax.data import synthetic
+
+  raw = tmp_path / "raw"
+  files = synthetic.write_dataset(raw, num_clips=9, seed=0, min_frames=4, max_frames=6)
+  files[0].rename(tmp_path / files[0].name)  # held back, added after the first build
+  builder = builders.build("synthetic_skeleton/xsub", manual_dir=raw, data_dir=tmp_path / "tfds")
+  assert sum(_num_examples(builder).values()) == 8
+  (raw / "extra").mkdir()
+  (tmp_path / files[0].name).rename(raw / "extra" / files[0].name)
+  (raw / ".DS_Store").write_bytes(b"hidden files are not inputs")
+  builder = builders.build("synthetic_skeleton/xsub", manual_dir=raw, data_dir=tmp_path / "tfds")
+  assert sum(_num_examples(builder).values()) == 9
+  assert (
+    "extra/" + files[0].name
+    in json.loads((pathlib.Path(builder.data_dir) / builders.SOURCES_NAME).read_text())["files"]
+  )

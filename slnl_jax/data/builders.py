@@ -33,6 +33,12 @@ the reader's `SkeletonFormatError` (file, line, reason) unless the builder is co
 Action3D release has an all-zero file, `a13_s09_e02`).
 
 Builds are deterministic: inputs are sorted, keys are sample names, and TFDS orders records by key.
+
+A build is tied to the files it was made from. It records in `sources.json` each source file's path
+(relative to `manual_dir`), size and modification time: every file under `manual_dir` except hidden
+ones and the TFDS data_dir (custom_skeleton: its array files). `build()` compares them with
+`manual_dir` before reusing a build: files added, removed or changed in the same folder rebuild it;
+another folder with other files stops with a `StaleBuildError` naming both folders.
 """
 
 from __future__ import annotations
@@ -43,11 +49,13 @@ import json
 import os
 import pathlib
 import re
+import shutil
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 
 from slnl_jax.data import arrays, kinetics, msr_action3d, ntu, nw_ucla, synthetic
 from slnl_jax.data.clip import Clip
@@ -55,9 +63,14 @@ from slnl_jax.data.errors import SkeletonFormatError
 
 VERSION = tfds.core.Version("1.0.0")
 REPORT_NAME = "build_report.json"
+SOURCES_NAME = "sources.json"
 SPLITS = ("train", "test")
 PROTOCOL_IDS = ("subject", "camera", "setup", "replication")
 DEFAULT_SYNTHETIC_CLIPS = 480
+
+
+class StaleBuildError(ValueError):
+  """A built dataset was made from other files than the ones in `manual_dir` now."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,8 +199,30 @@ class _SkeletonBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _read(self, item: _Input) -> Clip:
     raise NotImplementedError
 
+  def _source_files(self, manual_dir: pathlib.Path) -> list[pathlib.Path]:
+    """The files a build depends on: all under `manual_dir` but hidden ones and the TFDS data_dir."""
+    data_dir = pathlib.Path(self.data_dir_root).resolve()
+    nested = data_dir if data_dir.is_relative_to(manual_dir) else None
+    return [
+      path
+      for path in manual_dir.rglob("*")
+      if not any(part.startswith(".") for part in path.relative_to(manual_dir).parts)
+      and not (nested and path.is_relative_to(nested))
+      and path.is_file()
+    ]
+
+  def source_record(self, manual_dir: str | os.PathLike) -> dict[str, Any]:
+    """The record of `manual_dir`'s source files: {"manual_dir", "files": {relative path: [size, mtime_ns]}}."""
+    root = pathlib.Path(manual_dir).expanduser().resolve()
+    files = {}
+    for path in self._source_files(root):
+      stat = path.stat()
+      files[path.relative_to(root).as_posix()] = [stat.st_size, stat.st_mtime_ns]
+    return {"manual_dir": os.fspath(root), "files": dict(sorted(files.items()))}
+
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     self._manual_dir = pathlib.Path(dl_manager.manual_dir)
+    self._sources = self.source_record(self._manual_dir)  # before reading: a change during the build shows next time
     self._report = _Report(self.UNIT)
     inputs = self._list_inputs(self._manual_dir)
     for item in inputs:
@@ -242,6 +277,7 @@ class _SkeletonBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       report["partial_build"] = f"max_examples_per_split={download_config.max_examples_per_split}"
     path = pathlib.Path(self.data_dir) / REPORT_NAME
     path.write_text(json.dumps(report, indent=1) + "\n")
+    (pathlib.Path(self.data_dir) / SOURCES_NAME).write_text(json.dumps(self._sources) + "\n")
 
 
 def _example(clip: Clip) -> dict[str, Any]:
@@ -545,6 +581,9 @@ into manual_dir.
   def _list_inputs(self, manual_dir: pathlib.Path) -> list[_Input]:
     return [_Input(data, split) for split, (data, _) in self.sources(manual_dir).items()]
 
+  def _source_files(self, manual_dir: pathlib.Path) -> list[pathlib.Path]:
+    return [path for pair in self.sources(manual_dir).values() for path in pair if path is not None]
+
   def _generate_examples(self, split: str, inputs: list[_Input]) -> Iterator[tuple[str, dict]]:
     data_path, label_path = self.sources(self._manual_dir)[split]
     self._report.seen[split] = _num_rows(data_path)
@@ -649,7 +688,11 @@ def build(
 
   Returns:
     The prepared builder (`.as_dataset(split=...)`); its skip report is `REPORT_NAME` in
-    `builder.data_dir`. An already built dataset is reused as is: delete its folder to rebuild.
+    `builder.data_dir`. A built dataset is reused when `manual_dir` holds the files it was built
+    from (or is None); files added, removed or changed in the same folder rebuild it.
+
+  Raises:
+    StaleBuildError: the dataset in `data_dir` was built from another folder with other files.
   """
   cls, config = _parse_name(name)
   data_dir = pathlib.Path(data_dir).expanduser()
@@ -660,10 +703,47 @@ def build(
   if cls is CustomSkeleton:
     config = CustomSkeleton.config_from(manual_dir, name=config or "default")
   builder = cls(data_dir=data_dir, config=config, skip_bad=skip_bad)
+  if manual_dir and builder.is_prepared() and _rebuild_stale(builder, manual_dir):
+    builder = cls(data_dir=data_dir, config=config, skip_bad=skip_bad)
   builder.download_and_prepare(
     download_config=tfds.download.DownloadConfig(manual_dir=manual_dir, try_download_gcs=False)
   )
   return builder
+
+
+def _listed(names: list[str]) -> str:
+  return f"{len(names)} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+
+
+def _rebuild_stale(builder: _SkeletonBuilder, manual_dir: str | os.PathLike) -> bool:
+  """Deletes a build whose folder's files changed since; raises if it came from another folder."""
+  path = pathlib.Path(builder.data_dir)
+  now = builder.source_record(manual_dir)
+  try:
+    then = json.loads((path / SOURCES_NAME).read_text())
+  except FileNotFoundError:  # built before sources were recorded: only the folder is known
+    then = {"manual_dir": json.loads((path / REPORT_NAME).read_text()).get("manual_dir"), "files": None}
+  if then["files"] == now["files"]:
+    return False
+  if then["files"] is None:
+    difference = f"no record of its files ({SOURCES_NAME} is missing)"
+  else:
+    old, new = then["files"], now["files"]
+    kinds = {
+      "added": sorted(new.keys() - old.keys()),
+      "removed": sorted(old.keys() - new.keys()),
+      "changed": sorted(k for k in old.keys() & new.keys() if old[k] != new[k]),
+    }
+    difference = "files " + ", ".join(f"{kind} {_listed(names)}" for kind, names in kinds.items() if names)
+  source = then["manual_dir"]
+  if source is None or pathlib.Path(source).resolve() != pathlib.Path(now["manual_dir"]):
+    raise StaleBuildError(
+      f"{path} was built from {source}, not from manual_dir {now['manual_dir']} ({difference}). Delete {path} "
+      f"to rebuild it from {now['manual_dir']}, or give this dataset another data_dir (or, for custom data, name)"
+    )
+  logging.warning("rebuilding %s: %s since it was built from %s", path, difference, source)
+  shutil.rmtree(path)
+  return True
 
 
 def load(name: str, data_dir: str | os.PathLike) -> tfds.core.DatasetBuilder:
