@@ -21,6 +21,8 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from slnl_jax.config_checks import ConfigError
+
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Path to a config file, e.g. configs/ntu60_xsub.py.", lock_config=True
 )
@@ -39,12 +41,15 @@ _CACHE_DIR = flags.DEFINE_string(
   "Persistent XLA compilation cache ('' disables it); repeated runs skip most compile time.",
 )
 flags.mark_flags_as_required(["config", "workdir"])
+_CONFIG_FILE_ERROR = "Error whilst parsing config file"
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-  """absl parsing, with a one-line error (not a traceback) for a mistyped --config.<key>."""
+  """absl parsing, with a one-line error (not a traceback) for a mistyped --config.<key> or a bad config file."""
   try:
     return flags.FLAGS(argv)
+  except ConfigError as e:
+    sys.exit(f"error: {e}")
   except (AttributeError, KeyError) as e:
     # ml_collections raises AttributeError(KeyError("'key'\nDid you mean ...?")).
     while e.args and isinstance(e.args[0], BaseException):
@@ -56,7 +61,11 @@ def _parse_flags(argv: list[str]) -> list[str]:
     culprit = next((arg for arg in overrides if name in arg.split(".")), ", ".join(overrides))
     sys.exit(f"error: {culprit}: unknown config key {name!r}. {hint}".rstrip())
   except flags.Error as e:
-    sys.exit(f"error: {e}\nPass --helpshort to see the flags.")
+    message = str(e)
+    if _CONFIG_FILE_ERROR in message:  # ml_collections put the config file's traceback in the message
+      config = next((arg for arg in argv if arg.startswith("--config=")), "--config")
+      sys.exit(f"error: {config}: {message.rstrip().splitlines()[-1]}")
+    sys.exit(f"error: {message}\nPass --helpshort to see the flags.")
 
 
 def main(argv: Sequence[str]) -> None:
@@ -89,16 +98,16 @@ def main(argv: Sequence[str]) -> None:
 
 def _run_mode(config, workdir: str) -> list[str]:
   """Runs --mode and returns what to print."""
-  from slnl_jax import train
+  from slnl_jax import inference, train
 
   if _MODE.value == "predict":
-    predictions = train.predict(config, workdir, _INPUT.value, _CHECKPOINT.value)
+    predictions = inference.predict(config, workdir, _INPUT.value, _CHECKPOINT.value)
     lines = [f"top-{len(predictions)} classes for {_INPUT.value}:"]
     return lines + [f"  {rank}. {name:<30s} {p:.4f}" for rank, (name, p) in enumerate(predictions, 1)]
   if _MODE.value == "train":
     metrics, what = train.train_and_evaluate(config, workdir), "final eval"
   else:
-    metrics, what = train.evaluate_checkpoint(config, workdir, _CHECKPOINT.value), "eval"
+    metrics, what = inference.evaluate_checkpoint(config, workdir, _CHECKPOINT.value), "eval"
   if not metrics:  # preempted: the log says where it stopped
     return []
   return [
