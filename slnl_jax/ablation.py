@@ -475,20 +475,27 @@ def target_sentence(rows: Sequence[Row], target: float) -> str:
 
 
 def write_page(
-  intro: str, sections: Sequence[tuple[str, pathlib.Path]], out: pathlib.Path, target: float | None = None
+  intro: str,
+  sections: Sequence[tuple[str, pathlib.Path]],
+  out: pathlib.Path,
+  targets: Mapping[str, float] | None = None,
 ) -> pathlib.Path:
   """Writes one Markdown page: `intro`, a summary, then one section per (title, report folder of `write_report`).
 
-  The summary repeats, per report, where the paper's choice ranks in each table and, with `target` (a top-1
-  fraction), whether the full model of each baseline study reaches it. Every number comes from the reports'
-  `results.json`, so rerunning the reports' commands and this regenerates the page.
+  The summary gives, per report, its number of seeds, where the paper's choice ranks in each table and, for a
+  section title in `targets` (title -> a top-1 fraction), whether the full model of its chain (or the earlier
+  baseline study) reaches that target. Every number comes from the reports' `results.json`, so rerunning the
+  reports' commands and this regenerates the page.
   """
+  targets = targets or {}
   reports = [(title, folder, json.loads((folder / "results.json").read_text())) for title, folder in sections]
   lines = [intro.rstrip(), "", "## Summary", ""]
   for title, _, report in reports:
-    lines.append(f"- **{title}**")
+    n = len(report["seeds"])
+    lines.append(f"- **{title}** ({n} seed{'s' * (n > 1)})")
     for study, rows in _tables(report).items():
-      check = target_sentence(rows, target) + " " if study in ("chain", "baseline") and target is not None else ""
+      chain = study in ("chain", "endpoints", "baseline") and title in targets
+      check = target_sentence(rows, targets[title]) + " " if chain else ""
       lines.append(f"  - {TITLES[study]}: {check}{paper_choice_sentence(rows)}")
   for title, folder, report in reports:
     image_dir = pathlib.Path(os.path.relpath(folder, out.parent)).as_posix() + "/"

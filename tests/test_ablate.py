@@ -254,18 +254,21 @@ def test_page_is_built_from_the_reports_results_json(tmp_path):
   loss = [("CE", "c", 0.9, 0.9, 5), ("SMFL", "k1", 0.86, 0.88, 20)]
   (tables / "results.json").write_text(json.dumps(_report("python tools/ablate.py B", {"loss": loss}, "k1")))
   page = ablation.write_page(
-    "# Results\n\nintro text\n", [("At the preset", target), ("Table 3", tables)], tmp_path / "page.md", 0.85
+    "# Results\n\nintro text\n",
+    [("At the preset", target), ("Table 3", tables)],
+    tmp_path / "page.md",
+    {"At the preset": 0.85},
   ).read_text()
 
   lines = page.splitlines()
   assert lines[:2] == ["# Results", ""] and "intro text" in lines
   summary = lines[lines.index("## Summary") + 2 : lines.index("## At the preset") - 1]
   assert summary == [
-    "- **At the preset**",
+    "- **At the preset** (2 seeds)",
     "  - The chain: Baseline1 -> Baseline2 -> Baseline3 -> full model: full: 87.00 ± 1.41 % top-1 over 2 seeds; the "
     "target of 85.00 % is met, 2.00 points above. The paper's choice, full, has the highest mean top-1 (87.00 %), as "
     "in the paper. The largest sample std over seeds is 2.83 points.",
-    "- **Table 3**",
+    "- **Table 3** (2 seeds)",
     "  - Table 3: loss function, on Baseline1: The paper's choice, SMFL, ranks 2 of 2 by mean top-1 (87.00 %); CE is "
     "highest "
     "(90.00 %, 3.00 points more), where the paper ranks its choice first. The largest sample std over seeds is 1.41 "
@@ -325,5 +328,8 @@ def test_results_page_cli(tmp_path):
   page = (tmp_path / "page.md").read_text()
   assert "## Study=A" in page and "The paper's choice, SLnL, has the highest mean top-1 (60.00 %)" in page
 
+  unknown = [f"--section=Study=A={report}", "--target_top1=Study=B=90"]
+  wrong = subprocess.run([*command, *unknown], capture_output=True, text=True, check=False)
+  assert wrong.returncode != 0 and "no --section is titled 'Study=B'" in wrong.stderr
   missing = subprocess.run([*command, f"--section=B={tmp_path}"], capture_output=True, text=True, check=False)
   assert missing.returncode != 0 and f"{tmp_path / 'results.json'} does not exist" in missing.stderr

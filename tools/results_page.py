@@ -1,11 +1,12 @@
 r"""Writes docs/results.md from an intro and the report folders of tools/ablate.py (`make results` runs it all).
 
-  python tools/results_page.py --intro=docs/results_intro.md --out=docs/results.md --target_top1=85 \
-      --section="Full model vs Baseline1=docs/results/target" --section="Tables 3-5=docs/results/tables_seed3"
+  python tools/results_page.py --intro=docs/results_intro.md --out=docs/results.md \
+      --section="N-UCLA: the chain=docs/results/nw_ucla_chain" --target_top1="N-UCLA: the chain=92" \
+      --section="Tables 3-5=docs/results/tables_seed3"
 
-Each --section is TITLE=REPORT_DIR; the page is the intro, a summary (where the paper's choice ranks in each
-table; whether the full model reaches --target_top1) and one section per report, every number read from the
-reports' results.json.
+Each --section is TITLE=REPORT_DIR; the page is the intro, a summary (each report's number of seeds, where the
+paper's choice ranks in each table; whether the full model reaches a section's --target_top1) and one section
+per report, every number read from the reports' results.json.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from slnl_jax import ablation
 _INTRO = flags.DEFINE_string("intro", None, "Markdown file that opens the page (title, setup, protocol).")
 _OUT = flags.DEFINE_string("out", None, "The page to write, e.g. docs/results.md.")
 _SECTIONS = flags.DEFINE_multi_string("section", [], "TITLE=REPORT_DIR, one per report, in page order.")
-_TARGET = flags.DEFINE_float("target_top1", None, "Target mean top-1 (%) of the full model, checked in the summary.")
+_TARGETS = flags.DEFINE_multi_string(
+  "target_top1", [], "TITLE=PERCENT: the target mean top-1 (%) of that section's full model, checked in the summary."
+)
 flags.mark_flags_as_required(["intro", "out", "section"])
 
 
@@ -35,12 +38,28 @@ def parse_section(value: str) -> tuple[str, pathlib.Path]:
   return title, path
 
 
+def parse_targets(values: Sequence[str], sections: Sequence[tuple[str, pathlib.Path]]) -> dict[str, float]:
+  """['TITLE=PERCENT', ...] -> {TITLE: fraction}; each TITLE must be a --section's."""
+  titles = {title for title, _ in sections}
+  targets = {}
+  for value in values:
+    title, _, percent = value.rpartition("=")
+    try:
+      targets[title] = float(percent) / 100
+    except ValueError:
+      raise app.UsageError(f"--target_top1 must be TITLE=PERCENT, got {value!r}") from None
+    if title not in titles:
+      raise app.UsageError(f"--target_top1 {value!r}: no --section is titled {title!r}")
+  return targets
+
+
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   sections = [parse_section(value) for value in _SECTIONS.value]
-  target = None if _TARGET.value is None else _TARGET.value / 100
-  out = ablation.write_page(pathlib.Path(_INTRO.value).read_text(), sections, pathlib.Path(_OUT.value), target)
+  out = ablation.write_page(
+    pathlib.Path(_INTRO.value).read_text(), sections, pathlib.Path(_OUT.value), parse_targets(_TARGETS.value, sections)
+  )
   print(f"wrote {out}")
 
 
