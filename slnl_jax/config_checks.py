@@ -1,4 +1,4 @@
-"""Config errors the user sees as one `error:` line.
+"""The config checked once at start-up: every error is one `error:` line naming the key and the allowed range.
 
 ml_collections re-raises a ValueError or TypeError from a config file as `type(e)(message)` (which loses
 the message, or fails for exception types that need more arguments) and defers an OSError until the config
@@ -7,6 +7,113 @@ is read. Config files therefore raise `ConfigError`, which passes through unchan
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
+import ml_collections
+
 
 class ConfigError(Exception):
   """A config (file or override) the run cannot use; the message names the file or key and says what is wrong."""
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+  if not ok:
+    raise ConfigError(f"config.{key}={value!r}: must be {allowed} (set it with --config.{key}=...)")
+
+
+def _integer(
+  config: ml_collections.ConfigDict, key: str, low: int, *, or_minus_one: bool = False, why: str = ""
+) -> None:
+  value = _get(config, key)
+  ok = isinstance(value, int) and not isinstance(value, bool) and (value >= low or (or_minus_one and value == -1))
+  _require(ok, key, value, f"an integer >= {low}" + (" or -1" if or_minus_one else "") + why)
+
+
+def _real(config: ml_collections.ConfigDict, key: str, low: float, high: float, *, low_open: bool, high_open: bool):
+  value = _get(config, key)
+  ok = isinstance(value, int | float) and math.isfinite(value)
+  ok = ok and (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
+  interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+  _require(ok, key, value, f"a number in {interval}")
+
+
+def _get(config: ml_collections.ConfigDict, key: str) -> Any:
+  for part in key.split("."):
+    config = config[part]
+  return config
+
+
+def num_pools(model: ml_collections.ConfigDict) -> int:
+  """2x2 max-pools in the network: one after every `pool_every` blocks but the last (see `slnl_rfa.Stream`)."""
+  blocks = len(model.channels)
+  return sum((i + 1) % model.pool_every == 0 and i + 1 < blocks for i in range(blocks))
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises `ConfigError` for the first setting the run cannot use (types are checked by ml_collections)."""
+  from slnl_jax import losses, sharding
+  from slnl_jax.models import frequency_attention, nonlocal_attention, slnl_rfa
+
+  for key in ("dataset.num_classes", "dataset.num_joints", "dataset.num_persons", "dataset.num_channels"):
+    _integer(config, key, 1)
+  _integer(config, "dataset.shuffle_buffer", 1)
+  for key in ("dataset.train_crop_min", "dataset.eval_crop"):
+    _real(config, key, 0, 1, low_open=True, high_open=False)
+  channels = config.dataset.num_channels
+  center = config.dataset.center_channels
+  _require(0 <= center <= channels, "dataset.center_channels", center, f"an integer in [0, {channels}] (the channels)")
+
+  model = config.model
+  _integer(config, "model.pool_every", 1)
+  _require(
+    len(model.channels) >= 1 and all(isinstance(c, int) and c >= 1 for c in model.channels),
+    "model.channels",
+    model.channels,
+    "a non-empty tuple of integers >= 1",
+  )
+  _require(
+    all(isinstance(k, int) and k >= 1 for k in model.kernel_sizes),
+    "model.kernel_sizes",
+    model.kernel_sizes,
+    "a tuple of integers >= 1",
+  )
+  # Each max-pool halves frames and joints (rounding down): fewer than 2**pools leaves nothing to convolve.
+  smallest = 2 ** num_pools(model)
+  why = f" (the model max-pools {num_pools(model)} times by 2)" if num_pools(model) else ""
+  _integer(config, "dataset.num_frames", smallest, why=why)
+  _integer(config, "model.num_joints_out", smallest, why=why)
+  for key in ("model.num_systems", "model.fa_reduction"):
+    _integer(config, key, 1)
+  _real(config, "model.embed_ratio", 0, 1, low_open=True, high_open=False)
+  _real(config, "model.dropout_rate", 0, 1, low_open=False, high_open=True)
+  variants = frequency_attention.VARIANTS
+  fa = model.frequency_attention
+  _require(fa in variants, "model.frequency_attention", fa, f"one of {variants}")
+  kinds = nonlocal_attention.KINDS
+  _require(set(model.nonlocal_kinds) <= set(kinds), "model.nonlocal_kinds", model.nonlocal_kinds, f"among {kinds}")
+  impls = nonlocal_attention.IMPLS
+  _require(model.nonlocal_impl in impls, "model.nonlocal_impl", model.nonlocal_impl, f"one of {impls}")
+  try:  # the model's and the loss's own checks (dtype, block counts, kernel gradient, loss name)
+    slnl_rfa.create_model(config)
+    losses.get_loss_fn(config.loss)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+  for key in ("loss.gamma", "loss.margin"):
+    _real(config, key, 0, math.inf, low_open=False, high_open=True)
+
+  for key in ("train.batch_size", "train.eval_batch_size", "train.num_epochs", "train.log_every_steps"):
+    _integer(config, key, 1)
+  for key in ("train.checkpoint_every_steps", "train.keep_checkpoints", "train.eval_every_epochs"):
+    _integer(config, key, 1)
+  _integer(config, "train.keep_best_checkpoints", 0)
+  for key in ("train.steps_per_epoch", "train.max_steps"):
+    _integer(config, key, 1, or_minus_one=True)
+  _real(config, "train.learning_rate", 0, math.inf, low_open=True, high_open=True)
+  _real(config, "train.weight_decay", 0, math.inf, low_open=False, high_open=True)
+  _real(config, "train.lr_decay", 0, 1, low_open=True, high_open=False)
+  try:
+    sharding.check_batch_size(config.train.batch_size)
+    sharding.check_batch_size(config.train.eval_batch_size, "config.train.eval_batch_size")
+  except ValueError as e:
+    raise ConfigError(str(e)) from None

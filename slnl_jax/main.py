@@ -21,6 +21,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from slnl_jax import config_checks
 from slnl_jax.config_checks import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -77,11 +78,16 @@ def main(argv: Sequence[str]) -> None:
   checkpointing.quiet_orbax_logs()
 
   sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  try:
+    config_checks.validate(_CONFIG.value)
+  except config_checks.ConfigError as e:
+    sys.exit(f"error: {e}")
   if _CACHE_DIR.value:
     jax.config.update("jax_compilation_cache_dir", _CACHE_DIR.value)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
   from slnl_jax import train
+  from slnl_jax.data.builders import StaleBuildError
   from slnl_jax.data.errors import SkeletonFormatError
 
   if _MODE.value == "predict" and not _INPUT.value:
@@ -89,7 +95,13 @@ def main(argv: Sequence[str]) -> None:
   try:
     lines = _run_mode(_CONFIG.value, _WORKDIR.value)
   # Errors whose message says all (file, step, head); a traceback would only bury it.
-  except (checkpointing.CheckpointError, train.NonFiniteLossError, SkeletonFormatError) as e:
+  except (
+    checkpointing.CheckpointError,
+    train.NonFiniteLossError,
+    SkeletonFormatError,
+    StaleBuildError,
+    ConfigError,
+  ) as e:
     sys.exit(f"error: {e}")
   if lines and jax.process_index() == 0:
     print("\n".join(lines))

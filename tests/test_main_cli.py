@@ -135,3 +135,35 @@ def test_sigterm_saves_and_the_next_start_resumes(raw_dir, tmp_path):
   assert f"resumed from {workdir / 'checkpoints' / str(saved)}" in result.stderr
   assert [r["step"] for r in records(workdir) if r["split"] == "train"] == list(range(1, saved + 2))
   assert (workdir / "checkpoints" / str(saved + 1)).is_dir()
+
+
+def _one_error_line(result) -> str:
+  assert result.returncode != 0
+  assert "Traceback" not in result.stderr, result.stderr[-3000:]
+  errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+  assert len(errors) == 1, result.stderr[-3000:]
+  return errors[0]
+
+
+@pytest.mark.parametrize(
+  ("override", "expected"),
+  [
+    ("--config.train.batch_size=-4", "error: config.train.batch_size=-4: must be an integer >= 1"),
+    ("--config.dataset.num_frames=0", "error: config.dataset.num_frames=0: must be an integer >= 1"),
+  ],
+)
+def test_bad_numbers_stop_at_start_up(raw_dir, tmp_path, override, expected):
+  result = subprocess.run(command(tmp_path, raw_dir, override), cwd=REPO_ROOT, capture_output=True, text=True)
+  assert _one_error_line(result).startswith(expected)
+  assert not (tmp_path / "tfds").exists() and not (tmp_path / "checkpoints").exists()  # stopped before any work
+
+
+def test_a_config_file_error_keeps_its_message(tmp_path):
+  result = subprocess.run(
+    [sys.executable, "-m", "slnl_jax.main", "--config=configs/ablations.py:no_such_base", f"--workdir={tmp_path}"],
+    cwd=REPO_ROOT,
+    capture_output=True,
+    text=True,
+  )
+  line = _one_error_line(result)
+  assert line.startswith("error: --config=configs/ablations.py:no_such_base: ") and "no_such_base" in line[60:]
