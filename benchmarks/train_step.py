@@ -3,7 +3,7 @@ r"""Train-step benchmark: compile time, step time, samples/s, FLOPs, MFU and pea
   python benchmarks/train_step.py --config=configs/ntu60_xsub.py --batch_size=32 --steps=5 \
       [--dtype=float32|bfloat16] [--config.model.nonlocal_impl=dot_product_attention] [--config.model.remat=True]
 
-The step is the trainer's own (`train.jit_train_step`: sharded over all devices, donated state) on a random
+The step is the trainer's own (`steps.jit_train_step`: sharded over all devices, donated state) on a random
 batch of the config's input shape. FLOPs per step come from XLA's cost analysis of the compiled step. The MFU
 denominator is, on CPU, a float32 peak measured here (fastest of 20 runs of a large jitted matmul, all cores); on
 GPU/TPU, the vendor's dense peak for the dtype (table below; unknown devices print "n/a"). Peak host memory is
@@ -22,7 +22,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from slnl_jax import losses, models, sharding, train
+from slnl_jax import losses, models, sharding, steps
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ntu60_xsub.py", "Model/data config.")
 _BATCH = flags.DEFINE_integer("batch_size", None, "Global batch size (default: config.train.batch_size).")
@@ -77,7 +77,7 @@ def model_flops(config, mesh, model, state, batch, lr_fn) -> float:
   """FLOPs of one train step: XLA's cost analysis of the step of `models.flop_reference(model)`."""
   apply_fn = models.flop_reference(model).apply
   cost = (
-    train.jit_train_step(mesh, losses.get_loss_fn(config.loss), lr_fn)
+    steps.jit_train_step(mesh, losses.get_loss_fn(config.loss), lr_fn)
     .lower(state.replace(apply_fn=apply_fn), batch)
     .cost_analysis()
   )
@@ -93,22 +93,22 @@ def main(argv: list[str]) -> None:
     config.dtype = _DTYPE.value
   batch_size = _BATCH.value or config.train.batch_size
   on_cpu = jax.devices()[0].platform == "cpu"
-  steps = _STEPS.value or (5 if on_cpu else 20)
+  num_steps = _STEPS.value or (5 if on_cpu else 20)
   sharding.check_batch_size(batch_size, "--batch_size")
 
   mesh = sharding.make_mesh()
   model = models.create_model(config)
-  lr_fn = train.create_learning_rate_fn(config, steps_per_epoch=1000)
-  state = train.create_train_state(config, model, train.create_optimizer(config, lr_fn), mesh)
+  lr_fn = steps.create_learning_rate_fn(config, steps_per_epoch=1000)
+  state = steps.create_train_state(config, model, steps.create_optimizer(config, lr_fn), mesh)
   rng = np.random.default_rng(0)
   batch = sharding.shard_batch(
     {
-      "skeleton": rng.normal(size=train.input_shape(config, batch_size)).astype(np.float32),
+      "skeleton": rng.normal(size=steps.input_shape(config, batch_size)).astype(np.float32),
       "label": rng.integers(0, config.dataset.num_classes, batch_size).astype(np.int32),
     },
     mesh,
   )
-  step = train.jit_train_step(mesh, losses.get_loss_fn(config.loss), lr_fn)
+  step = steps.jit_train_step(mesh, losses.get_loss_fn(config.loss), lr_fn)
 
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()
@@ -124,7 +124,7 @@ def main(argv: list[str]) -> None:
     ("device", f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.devices()[0].platform})"),
     (
       "config",
-      f"batch {batch_size}, input {train.input_shape(config, batch_size)}, dtype {config.dtype}, "
+      f"batch {batch_size}, input {steps.input_shape(config, batch_size)}, dtype {config.dtype}, "
       f"nonlocal {config.model.nonlocal_impl}, conv kernel grad {config.model.conv_kernel_grad}, "
       f"remat {config.model.remat}",
     ),
@@ -141,7 +141,7 @@ def main(argv: list[str]) -> None:
     state, _ = compiled(state, batch)
   jax.block_until_ready(state)
   times = []
-  for _ in range(steps):
+  for _ in range(num_steps):
     start = time.perf_counter()
     state, metrics = compiled(state, batch)
     jax.block_until_ready(metrics)
@@ -152,7 +152,7 @@ def main(argv: list[str]) -> None:
   achieved = flops / step_s
   device_mem = jax.devices()[0].memory_stats() or {}
   rows += [
-    ("step time (median)", f"{step_s:.3f} s over {steps} steps (min {min(times):.3f}, max {max(times):.3f})"),
+    ("step time (median)", f"{step_s:.3f} s over {num_steps} steps (min {min(times):.3f}, max {max(times):.3f})"),
     ("samples/s", f"{batch_size / step_s:.2f}"),
     ("achieved", f"{achieved / 1e9:.1f} GFLOP/s"),
     ("peak", f"{peak / 1e9:.1f} GFLOP/s ({peak_source})" if peak else f"n/a ({peak_source})"),

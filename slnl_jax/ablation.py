@@ -38,7 +38,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from slnl_jax import train, visualize
+from slnl_jax import steps, train, visualize
 
 RESULT_FILE = "result.json"
 ApplyPreset = Callable[[ml_collections.ConfigDict, str], ml_collections.ConfigDict]
@@ -174,8 +174,7 @@ def _last_eval(metrics_path: pathlib.Path) -> dict | None:
 
 def _total_steps(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> int:
   """The global step at which `train.train_and_evaluate` stops (and evaluates a last time)."""
-  steps = config.train.num_epochs * train.steps_per_epoch(config, train.load_data(config, workdir).num_train)
-  return min(steps, config.train.max_steps) if config.train.max_steps > 0 else steps
+  return steps.total_steps(config, train.load_data(config, workdir).num_train)
 
 
 # Settings that do not change what a run computes: where data lives, how often it logs and checkpoints.

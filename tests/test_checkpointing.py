@@ -10,14 +10,14 @@ import numpy as np
 import optax
 import pytest
 
-from slnl_jax import checkpointing, train
+from slnl_jax import checkpointing, steps
 
 
-def small_state(seed: int = 0, step: int = 0) -> train.TrainState:
+def small_state(seed: int = 0, step: int = 0) -> steps.TrainState:
   """A TrainState of a Dense layer (same structure as the trainer's, cheap to build)."""
   model = nn.Dense(3)
   variables = model.init(jax.random.PRNGKey(seed), jnp.zeros((1, 4)))
-  state = train.TrainState.create(
+  state = steps.TrainState.create(
     apply_fn=model.apply,
     params=variables["params"],
     batch_stats={"mean": jnp.arange(3.0) + seed},

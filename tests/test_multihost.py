@@ -10,7 +10,7 @@ import sys
 import jax
 import numpy as np
 
-from slnl_jax import losses, models, sharding, train
+from slnl_jax import losses, models, sharding, steps
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 NUM_STEPS = 2
@@ -65,11 +65,11 @@ def run(mesh, local_batch):
   """NUM_STEPS train steps on the global batch assembled from every process's `local_batch`."""
   config = tiny_config()
   loss_fn = losses.get_loss_fn(config.loss)
-  lr_fn = train.create_learning_rate_fn(config, 10)
+  lr_fn = steps.create_learning_rate_fn(config, 10)
   model = models.create_model(config)
-  state = train.create_train_state(config, model, train.create_optimizer(config, lr_fn), mesh)
+  state = steps.create_train_state(config, model, steps.create_optimizer(config, lr_fn), mesh)
   batch = sharding.shard_batch(local_batch, mesh)
-  step = sharding.compile_everywhere(train.jit_train_step(mesh, loss_fn, lr_fn), state, batch)
+  step = sharding.compile_everywhere(steps.jit_train_step(mesh, loss_fn, lr_fn), state, batch)
   history = []
   for _ in range(NUM_STEPS):
     state, metrics = step(state, batch)

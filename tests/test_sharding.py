@@ -20,7 +20,7 @@ jax.config.update("jax_compilation_cache_dir", CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 from jax.sharding import Mesh
 from configs import demo
-from slnl_jax import losses, models, sharding, train
+from slnl_jax import losses, models, sharding, steps
 
 assert jax.device_count() == 2, jax.devices()
 config = demo.get_config()
@@ -32,19 +32,19 @@ batch = {
     "label": np.array([0, 3, 5, 7], np.int32),
 }
 loss_fn = losses.get_loss_fn(config.loss)
-lr_fn = train.create_learning_rate_fn(config, 10)
+lr_fn = steps.create_learning_rate_fn(config, 10)
 
 def run(mesh):
   model = models.create_model(config)
-  state = train.create_train_state(config, model, train.create_optimizer(config, lr_fn), mesh)
-  step = train.jit_train_step(mesh, loss_fn, lr_fn)
+  state = steps.create_train_state(config, model, steps.create_optimizer(config, lr_fn), mesh)
+  step = steps.jit_train_step(mesh, loss_fn, lr_fn)
   sharded = sharding.shard_batch(batch, mesh)
   history = []
   for _ in range(2):
     state, metrics = step(state, sharded)
     history.append(jax.device_get(metrics))
   masked = sharding.shard_batch({**batch, "mask": np.array([1, 1, 1, 0], bool)}, mesh)
-  sums = train.jit_eval_step(mesh, loss_fn, 8)(state, masked)
+  sums = steps.jit_eval_step(mesh, loss_fn, 8)(state, masked)
   return sharded, jax.device_get(state), history, jax.device_get(sums)
 
 two = sharding.make_mesh()

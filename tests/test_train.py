@@ -1,5 +1,6 @@
-"""Tests of slnl_jax/train.py: optimiser and schedule formulas, overfitting real data, evaluation counts,
-bit-exact resume and the NaN stop. A tiny model (T = 8, N' = 8, K = 2, channels (8, 8)) keeps them quick."""
+"""Tests of the training stack (slnl_jax/steps.py, evaluation.py, train.py): optimiser and schedule formulas,
+overfitting real data, evaluation counts, bit-exact resume and the NaN stop. A tiny model (T = 8, N' = 8, K = 2,
+channels (8, 8)) keeps them quick."""
 
 import functools
 import json
@@ -12,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from configs import demo
-from slnl_jax import checkpointing, input_pipeline, losses, models, sharding, train
+from slnl_jax import checkpointing, evaluation, inference, input_pipeline, losses, models, sharding, steps, train
 from slnl_jax.data import msr_action3d, synthetic
 
 
@@ -47,7 +48,7 @@ def test_optimizer_is_adam_on_gradient_plus_l2():
   """Two steps against a hand-written Adam whose gradient includes weight_decay * params."""
   config = tiny_config()
   config.train.learning_rate, config.train.weight_decay = 0.1, 0.5
-  tx = train.create_optimizer(config, lambda step: config.train.learning_rate)
+  tx = steps.create_optimizer(config, lambda step: config.train.learning_rate)
   params = {"w": jnp.array([1.0, -2.0, 0.5])}
   grads = [np.array([0.3, 0.0, -1.0]), np.array([-0.2, 0.4, 0.1])]
   opt_state = tx.init(params)
@@ -65,17 +66,17 @@ def test_optimizer_is_adam_on_gradient_plus_l2():
 def test_learning_rate_decays_once_per_epoch():
   config = tiny_config()
   config.train.learning_rate, config.train.lr_decay = 1e-3, 0.98
-  schedule = train.create_learning_rate_fn(config, steps_per_epoch=10)
+  schedule = steps.create_learning_rate_fn(config, steps_per_epoch=10)
   for step, epoch in [(0, 0), (9, 0), (10, 1), (25, 2), (300, 30)]:
     np.testing.assert_allclose(schedule(step), 1e-3 * 0.98**epoch, rtol=1e-6)
 
 
 def test_steps_per_epoch_checks_the_split():
   config = tiny_config()
-  assert train.steps_per_epoch(config, 10) == 2  # batch 4, remainder dropped
+  assert steps.steps_per_epoch(config, 10) == 2  # batch 4, remainder dropped
   config.train.steps_per_epoch = 3
   with pytest.raises(ValueError, match="steps_per_epoch=3 exceeds the 2 full batches"):
-    train.steps_per_epoch(config, 10)
+    steps.steps_per_epoch(config, 10)
 
 
 def _msr_batch(shared_data, config):
@@ -83,7 +84,7 @@ def _msr_batch(shared_data, config):
   folder = shared_data / "msr_action3d" / "MSRAction3DSkeletonReal3D"
   names = ["a01_s01_e01", "a05_s03_e01", "a10_s05_e02", "a16_s07_e01"]
   clips = [msr_action3d.read_sequence(folder / f"{name}_skeleton3D.txt") for name in names]
-  skeleton = np.concatenate([train.prepare_clip(clip.skeleton, config) for clip in clips])
+  skeleton = np.concatenate([inference.prepare_clip(clip.skeleton, config) for clip in clips])
   return {"skeleton": skeleton, "label": np.array([clip.label for clip in clips], np.int32)}
 
 
@@ -96,10 +97,10 @@ def test_overfits_a_real_batch(shared_data):
   assert batch["skeleton"].shape == (4, 1, 8, 20, 3)
   np.testing.assert_array_equal(batch["label"], [0, 4, 9, 15])
   mesh = sharding.make_mesh()
-  learning_rate_fn = train.create_learning_rate_fn(config, 1000)
+  learning_rate_fn = steps.create_learning_rate_fn(config, 1000)
   model = models.create_model(config)
-  state = train.create_train_state(config, model, train.create_optimizer(config, learning_rate_fn), mesh)
-  step = train.jit_train_step(mesh, losses.get_loss_fn(config.loss), learning_rate_fn)
+  state = steps.create_train_state(config, model, steps.create_optimizer(config, learning_rate_fn), mesh)
+  step = steps.jit_train_step(mesh, losses.get_loss_fn(config.loss), learning_rate_fn)
   batch = sharding.shard_batch(batch, mesh)
   first = None
   for _ in range(300):
@@ -107,7 +108,7 @@ def test_overfits_a_real_batch(shared_data):
     first = first or float(metrics["loss"])
   assert float(metrics["loss"]) < 0.02 * first
   assert float(metrics["loss"]) < 0.05
-  for head in train.HEADS:
+  for head in steps.HEADS:
     assert float(metrics[f"{head}_top1"]) == 1.0
 
 
@@ -129,20 +130,20 @@ def test_evaluate_counts_every_example_once():
   labels = np.array([0, 1, 2, 3, 4, 5, 1])
   mesh = sharding.make_mesh()
   model = models.create_model(config)
-  state = train.create_train_state(config, model, optax.sgd(0.1), mesh)
+  state = steps.create_train_state(config, model, optax.sgd(0.1), mesh)
   loss_fn = losses.get_loss_fn(config.loss)
   ds = input_pipeline.eval_dataset(_examples(skeletons, labels), config=config, global_batch_size=4)
-  result = train.evaluate(train.jit_eval_step(mesh, loss_fn, 8), state, input_pipeline.as_numpy(ds), mesh)
+  result = evaluation.evaluate(steps.jit_eval_step(mesh, loss_fn, 8), state, input_pipeline.as_numpy(ds), mesh)
 
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   expected_confusion = np.zeros((8, 8), int)
-  correct = {head: [0, 0] for head in train.HEADS}
-  loss_sum = dict.fromkeys(train.HEADS, 0.0)
+  correct = {head: [0, 0] for head in steps.HEADS}
+  loss_sum = dict.fromkeys(steps.HEADS, 0.0)
   # One unpadded forward pass (evaluation mode: examples do not interact), then a loop per example.
-  x = np.concatenate([train.prepare_clip(skeleton, config) for skeleton in skeletons])
+  x = np.concatenate([inference.prepare_clip(skeleton, config) for skeleton in skeletons])
   outputs = jax.jit(functools.partial(model.apply, train=False))(variables, x)
   for i, label in enumerate(labels):
-    for head in train.HEADS:
+    for head in steps.HEADS:
       ranking = list(np.argsort(-np.asarray(outputs[head][i])))
       correct[head][0] += ranking[0] == label
       correct[head][1] += label in ranking[:5]
@@ -150,7 +151,7 @@ def test_evaluate_counts_every_example_once():
     expected_confusion[label, int(np.argmax(outputs["concat"][i]))] += 1
   np.testing.assert_array_equal(result.confusion, expected_confusion)
   assert result.metrics["num_examples"] == 7
-  for head in train.HEADS:
+  for head in steps.HEADS:
     assert result.metrics[f"{head}_top1"] == pytest.approx(correct[head][0] / 7)
     assert result.metrics[f"{head}_top5"] == pytest.approx(correct[head][1] / 7)
     assert result.metrics[f"{head}_loss"] == pytest.approx(loss_sum[head] / 7, rel=1e-4)
@@ -161,10 +162,10 @@ def _final_params(config, workdir):
   checkpoints = checkpointing.Checkpointer(workdir / "checkpoints")
   step = checkpoints.latest_step()
   mesh = sharding.make_mesh()
-  target = train.create_train_state(
+  target = steps.create_train_state(
     config,
     models.create_model(config),
-    train.create_optimizer(config, train.create_learning_rate_fn(config, 1)),
+    steps.create_optimizer(config, steps.create_learning_rate_fn(config, 1)),
     mesh,
   )
   state = checkpoints.restore(target, step)
@@ -200,13 +201,13 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_config, tmp
 
   def poisoned(mesh, loss_fn, learning_rate_fn):
     def step(state, batch):
-      state, metrics = train.train_step(state, batch, loss_fn=loss_fn, learning_rate_fn=learning_rate_fn)
+      state, metrics = steps.train_step(state, batch, loss_fn=loss_fn, learning_rate_fn=learning_rate_fn)
       metrics["velocity_loss"] = jnp.where(state.step == 5, jnp.nan, metrics["velocity_loss"])
       return state, metrics
 
     return jax.jit(step, donate_argnums=(0,))
 
-  monkeypatch.setattr(train, "jit_train_step", poisoned)
+  monkeypatch.setattr(steps, "jit_train_step", poisoned)
   with pytest.raises(train.NonFiniteLossError, match=r"step 5: the 'velocity' head's loss is nan") as error:
     train.train_and_evaluate(synthetic_config, tmp_path)
   assert str(tmp_path / "checkpoints" / "4") in str(error.value)
@@ -225,26 +226,26 @@ def test_load_data_checks_the_class_count(synthetic_config, tmp_path):
 def test_prepare_clip_pads_persons_and_checks_joints():
   config = tiny_config(num_persons=2, num_joints=25, num_channels=3)
   clip = np.arange(5 * 1 * 25 * 3, dtype=np.float32).reshape(5, 1, 25, 3)
-  x = train.prepare_clip(clip, config)
+  x = inference.prepare_clip(clip, config)
   assert x.shape == (1, 2, 8, 25, 3)
   np.testing.assert_array_equal(x[0, 1], 0.0)  # the absent second person
   # Centre crop of 0.95 * 5 -> 5 frames, resized to 8: first and last frames kept exactly.
   np.testing.assert_array_equal(x[0, 0, 0], clip[0, 0])
   np.testing.assert_array_equal(x[0, 0, -1], clip[-1, 0])
   with pytest.raises(ValueError, match="20 joints x 3 channels but the config's model expects 25 x 3"):
-    train.prepare_clip(np.zeros((5, 1, 20, 3), np.float32), config)
+    inference.prepare_clip(np.zeros((5, 1, 20, 3), np.float32), config)
 
 
 def test_bfloat16_compute_keeps_float32_params_and_loss():
   config = tiny_config(num_classes=8)
   config.dtype = "bfloat16"
   mesh = sharding.make_mesh()
-  learning_rate_fn = train.create_learning_rate_fn(config, 10)
+  learning_rate_fn = steps.create_learning_rate_fn(config, 10)
   model = models.create_model(config)
-  state = train.create_train_state(config, model, train.create_optimizer(config, learning_rate_fn), mesh)
+  state = steps.create_train_state(config, model, steps.create_optimizer(config, learning_rate_fn), mesh)
   rng = np.random.default_rng(0)
   batch = {"skeleton": rng.normal(size=(4, 2, 8, 25, 3)).astype(np.float32), "label": np.arange(4, dtype=np.int32)}
-  state, metrics = train.jit_train_step(mesh, losses.get_loss_fn(config.loss), learning_rate_fn)(
+  state, metrics = steps.jit_train_step(mesh, losses.get_loss_fn(config.loss), learning_rate_fn)(
     state, sharding.shard_batch(batch, mesh)
   )
   assert {leaf.dtype for leaf in jax.tree.leaves(state.params)} == {jnp.dtype(jnp.float32)}

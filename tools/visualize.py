@@ -6,7 +6,7 @@ Into --out (default <workdir>/pictures):
   frequency_masks.png     rFA masks M_cos, M_sin of the position stream for the clip's first person (Sec. 3.2)
   nonlocal_affinity.png   spatio-temporal non-local affinity of the first SLnL block of the position stream, for
                           one query position (--query=t,n; default the centre), over frames x transformed joints
-  skeleton_attention.gif  the clip as the model sees it (train.prepare_clip: centre crop resized to T frames),
+  skeleton_attention.gif  the clip as the model sees it (inference.prepare_clip: centre crop resized to T frames),
                           every person present, joints coloured by the gradient saliency |d logit / d x| of
                           the predicted class (concat head) summed over the coordinates. The non-local maps
                           live on the N' joints of the skeleton transformer, which mixes all input joints
@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from slnl_jax import models, sharding, train, visualize
+from slnl_jax import inference, models, sharding, visualize
 from slnl_jax.data import builders, readers
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained workdir (python -m slnl_jax.main ... --workdir=DIR).")
@@ -51,7 +51,7 @@ def load_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
 
 def restore_variables(config: ml_collections.ConfigDict, workdir: pathlib.Path, checkpoint: str) -> dict:
   """The model variables ({"params", "batch_stats"}) of checkpoint "best" | "latest" | "<step>" of a workdir."""
-  state = train.restore_for_inference(config, workdir, checkpoint, sharding.make_mesh())
+  state = inference.restore_for_inference(config, workdir, checkpoint, sharding.make_mesh())
   return {"params": state.params, "batch_stats": state.batch_stats}
 
 
@@ -86,7 +86,7 @@ def main(argv: Sequence[str]) -> None:
   # The input first: a wrong file fails before the (slower) restore.
   clip = readers.read_file(_INPUT.value)
   try:
-    x = jnp.asarray(train.prepare_clip(clip.skeleton, config))
+    x = jnp.asarray(inference.prepare_clip(clip.skeleton, config))
   except ValueError as e:
     raise ValueError(f"{_INPUT.value}: {e}") from e
   model = models.create_model(config)

@@ -1,0 +1,232 @@
+"""The train state, the optimiser and the jitted train/eval steps of SLnL-rFA (Sec. 4.1 of the paper).
+
+The train state is replicated on every device and each global batch is split over the "data" axis of one
+device mesh (slnl_jax/sharding.py); `jax.jit` compiles the pure `train_step` / `eval_step` for that layout,
+so one CPU, one GPU, a TPU slice and several hosts run the same code. Optimisation follows the paper: Adam
+with an L2 penalty added to the gradient (coupled weight decay, as in Adam with `weight_decay`), learning
+rate decayed by `lr_decay` after every epoch, and the sum of the three heads' losses (Eq. 17-18).
+
+The dropout key is `fold_in(state.rng, state.step)`, a function of the checkpointed state, so a run resumed
+at any step continues bit-exactly.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax.training import train_state
+
+from slnl_jax import losses, models, sharding
+
+Batch = Mapping[str, jax.Array]
+Metrics = dict[str, jax.Array]
+HEADS = ("position", "velocity", "concat")
+
+
+class TrainState(train_state.TrainState):
+  """Params, optimiser state and step (from flax), BatchNorm statistics and the run's base PRNG key."""
+
+  batch_stats: Any
+  rng: jax.Array
+
+
+def steps_per_epoch(config: ml_collections.ConfigDict, num_train: int) -> int:
+  """Full global batches in the train split, or `config.train.steps_per_epoch` when set (must be <=)."""
+  available = num_train // config.train.batch_size
+  if available == 0:
+    raise ValueError(
+      f"the train split has {num_train} examples, fewer than config.train.batch_size={config.train.batch_size}"
+    )
+  requested = config.train.steps_per_epoch
+  if requested <= 0:
+    return available
+  if requested > available:
+    raise ValueError(
+      f"config.train.steps_per_epoch={requested} exceeds the {available} full batches of the train "
+      f"split ({num_train} examples, batch {config.train.batch_size})"
+    )
+  return requested
+
+
+def total_steps(config: ml_collections.ConfigDict, num_train: int) -> int:
+  """The global step at which training stops: `num_epochs` epochs, or `config.train.max_steps` when sooner."""
+  total = config.train.num_epochs * steps_per_epoch(config, num_train)
+  return min(total, config.train.max_steps) if config.train.max_steps > 0 else total
+
+
+def last_epoch(step: int, steps_per_epoch: int) -> int:
+  """The 0-based epoch whose steps include `step` (the epoch that a checkpoint at `step` finished or is in)."""
+  return max(step - 1, 0) // steps_per_epoch
+
+
+def create_learning_rate_fn(config: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
+  """lr * lr_decay ** epoch, constant within an epoch (Sec. 4.1)."""
+  return optax.exponential_decay(
+    init_value=config.train.learning_rate,
+    transition_steps=steps_per_epoch,
+    decay_rate=config.train.lr_decay,
+    staircase=True,
+  )
+
+
+def create_optimizer(
+  config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule
+) -> optax.GradientTransformation:
+  """Adam on the gradient plus weight_decay * params (the paper's L2 weight decay, coupled)."""
+  return optax.chain(
+    optax.add_decayed_weights(config.train.weight_decay),
+    optax.scale_by_adam(),
+    optax.scale_by_learning_rate(learning_rate_fn),
+  )
+
+
+def input_shape(config: ml_collections.ConfigDict, batch_size: int = 1) -> tuple[int, ...]:
+  """(B, M, T, V, C) of the model's input under `config`."""
+  data = config.dataset
+  return (batch_size, data.num_persons, data.num_frames, data.num_joints, data.num_channels)
+
+
+def abstract_batch(
+  config: ml_collections.ConfigDict, batch_size: int, mesh: jax.sharding.Mesh, *, with_mask: bool = False
+) -> dict[str, jax.ShapeDtypeStruct]:
+  """Shapes, dtypes and shardings of a global input batch (eval batches carry a "mask"), for compiling."""
+
+  def spec(shape, dtype):
+    return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding.batch_sharding(mesh))
+
+  batch = {"skeleton": spec(input_shape(config, batch_size), jnp.float32), "label": spec((batch_size,), jnp.int32)}
+  if with_mask:
+    batch["mask"] = spec((batch_size,), jnp.bool_)
+  return batch
+
+
+def create_train_state(
+  config: ml_collections.ConfigDict,
+  model: models.SLnLrFA,
+  tx: optax.GradientTransformation,
+  mesh: jax.sharding.Mesh,
+) -> TrainState:
+  """Initialises the model from `config.seed`, directly replicated over `mesh`."""
+
+  def init(rng: jax.Array) -> TrainState:
+    params_rng, dropout_rng, state_rng = jax.random.split(rng, 3)
+    x = jnp.zeros(input_shape(config), jnp.float32)
+    variables = model.init({"params": params_rng, "dropout": dropout_rng}, x, train=False)
+    return TrainState.create(
+      apply_fn=model.apply,
+      params=variables["params"],
+      batch_stats=variables.get("batch_stats", {}),
+      tx=tx,
+      rng=state_rng,
+    )
+
+  # A raw uint32 key (not a typed key array) so that orbax saves it like any other array.
+  return jax.jit(init, out_shardings=sharding.replicated(mesh))(jax.random.PRNGKey(config.seed))
+
+
+def initial_state(
+  config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule, mesh: jax.sharding.Mesh
+) -> TrainState:
+  """The freshly initialised state of `config`'s model with the paper's optimiser (a checkpoint's template)."""
+  model = models.create_model(config)
+  return create_train_state(config, model, create_optimizer(config, learning_rate_fn), mesh)
+
+
+def train_step(
+  state: TrainState,
+  batch: Batch,
+  *,
+  loss_fn: losses.LossFn,
+  learning_rate_fn: optax.Schedule,
+) -> tuple[TrainState, Metrics]:
+  """One optimiser step on a global batch; metrics are means over the whole batch.
+
+  Returns:
+    The new state and {"loss" (the sum), "<head>_loss", "<head>_top1" for each head, "grad_norm", "learning_rate"}.
+  """
+  dropout_rng = jax.random.fold_in(state.rng, state.step)
+
+  def compute_loss(params):
+    outputs, updates = state.apply_fn(
+      {"params": params, "batch_stats": state.batch_stats},
+      batch["skeleton"],
+      train=True,
+      rngs={"dropout": dropout_rng},
+      mutable=["batch_stats"],
+    )
+    total, per_head = losses.multitask_loss(outputs, batch["label"], loss_fn)
+    return total, (outputs, per_head, updates["batch_stats"])
+
+  grads, (outputs, per_head, batch_stats) = jax.grad(compute_loss, has_aux=True)(state.params)
+  new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+  metrics = {
+    "loss": sum(per_head.values()),
+    "grad_norm": optax.global_norm(grads),
+    "learning_rate": learning_rate_fn(state.step),
+  }
+  for head, logits in outputs.items():
+    metrics[f"{head}_loss"] = per_head[head]
+    metrics[f"{head}_top1"] = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
+  return new_state, metrics
+
+
+def eval_step(state: TrainState, batch: Batch, *, loss_fn: losses.LossFn, num_classes: int) -> Metrics:
+  """Sums over the real (mask True) examples of a padded batch, to be added up over the eval split.
+
+  Returns:
+    {"count", "<head>_loss" (sum), "<head>_top1", "<head>_top5" (numbers correct), "confusion" (K, K) counts
+    of (true label, concat-head prediction)}.
+  """
+  outputs = state.apply_fn({"params": state.params, "batch_stats": state.batch_stats}, batch["skeleton"], train=False)
+  labels, mask = batch["label"], batch["mask"]
+  sums = {"count": jnp.sum(mask, dtype=jnp.int32)}
+  for head, logits in outputs.items():
+    _, top_k = jax.lax.top_k(logits, min(5, num_classes))
+    top1 = jnp.argmax(logits, -1) == labels
+    top5 = jnp.any(top_k == labels[:, None], axis=-1)
+    sums[f"{head}_loss"] = jnp.sum(jnp.where(mask, loss_fn(logits, labels), 0.0))
+    sums[f"{head}_top1"] = jnp.sum(top1 & mask, dtype=jnp.int32)
+    sums[f"{head}_top5"] = jnp.sum(top5 & mask, dtype=jnp.int32)
+  predictions = jnp.argmax(outputs["concat"], -1)
+  sums["confusion"] = (
+    jnp.zeros((num_classes, num_classes), jnp.int32).at[labels, predictions].add(mask.astype(jnp.int32))
+  )
+  return sums
+
+
+def jit_train_step(
+  mesh: jax.sharding.Mesh, loss_fn: losses.LossFn, learning_rate_fn: optax.Schedule
+) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
+  """`train_step` compiled for a batch split over the data axis and a replicated, donated state."""
+  return jax.jit(
+    functools.partial(train_step, loss_fn=loss_fn, learning_rate_fn=learning_rate_fn),
+    in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
+    out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
+    donate_argnums=(0,),
+  )
+
+
+def jit_eval_step(
+  mesh: jax.sharding.Mesh, loss_fn: losses.LossFn, num_classes: int
+) -> Callable[[TrainState, Batch], Metrics]:
+  """`eval_step` compiled for a batch split over the data axis; the sums come back replicated."""
+  return jax.jit(
+    functools.partial(eval_step, loss_fn=loss_fn, num_classes=num_classes),
+    in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
+    out_shardings=sharding.replicated(mesh),
+  )
+
+
+def compile_eval_step(
+  config: ml_collections.ConfigDict, state: TrainState, mesh: jax.sharding.Mesh
+) -> Callable[[TrainState, Batch], Metrics]:
+  """`jit_eval_step` for `config`'s loss, classes and eval batch, compiled on every process."""
+  jitted = jit_eval_step(mesh, losses.get_loss_fn(config.loss), config.dataset.num_classes)
+  batch = abstract_batch(config, config.train.eval_batch_size, mesh, with_mask=True)
+  return sharding.compile_everywhere(jitted, state, batch)
