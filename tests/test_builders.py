@@ -374,3 +374,40 @@ def test_a_file_added_after_the_build_is_not_ignored(tmp_path):
     "extra/" + files[0].name
     in json.loads((pathlib.Path(builder.data_dir) / builders.SOURCES_NAME).read_text())["files"]
   )
+
+
+# --- Custom labels are checked against the class list ------------------------------------------------
+
+
+def _labelled(folder: pathlib.Path, train_labels, test_labels, class_names=None) -> pathlib.Path:
+  folder.mkdir(parents=True, exist_ok=True)
+  for split, labels in (("train", train_labels), ("test", test_labels)):
+    extra = {} if class_names is None else {"class_names": np.array(class_names)}
+    skeleton = np.ones((len(labels), 3, 1, 2, 2), np.float32)
+    np.savez(folder / f"{split}.npz", skeleton=skeleton, label=np.array(labels), **extra)
+  return folder
+
+
+def test_a_typo_label_is_refused_with_file_and_row(tmp_path):
+  folder = _labelled(tmp_path / "raw", [0, 1, 10**6, 2, 1], [0, 1])
+  with pytest.raises(SkeletonFormatError, match=r"row 2: label 1000000") as e:
+    builders.CustomSkeleton.config_from(folder)
+  assert e.value.path == str(folder / "train.npz")
+  assert "999997 classes" in str(e.value) and "class_names" in str(e.value)
+
+
+def test_a_label_only_in_the_test_split_is_refused(tmp_path):
+  folder = _labelled(tmp_path / "raw", [0, 1, 2, 1], [0, 1, 3, 2])
+  with pytest.raises(SkeletonFormatError, match=r"row 2: label 3 is not one of the 3 classes") as e:
+    builders.CustomSkeleton.config_from(folder)
+  assert e.value.path == str(folder / "test.npz")
+
+
+def test_declared_classes_without_training_examples_are_reported(tmp_path):
+  folder = _labelled(tmp_path / "raw", [0, 2, 0], [1, 2], class_names=["a", "b", "c", "d"])
+  builder = builders.build("custom_skeleton", manual_dir=folder, data_dir=tmp_path / "tfds")
+  assert builder.info.features["label"].num_classes == 4
+  assert _report(builder)["classes_without_training_example"] == ["b", "d"]
+  bad = _labelled(tmp_path / "bad", [0, 2, 0], [1, 4], class_names=["a", "b", "c", "d"])
+  with pytest.raises(SkeletonFormatError, match=r"row 1: label 4 is out of range for the 4 class_names"):
+    builders.CustomSkeleton.config_from(bad)

@@ -65,7 +65,8 @@ def _check_labels(path: str | os.PathLike, labels: Any, n: int, key: str = "labe
   if labels.shape != (n,) or labels.dtype.kind not in "iu":
     raise SkeletonFormatError(path, f"{key}: expected {n} integers (one per clip), found {labels.dtype} {labels.shape}")
   if n and labels.min() < 0:
-    raise SkeletonFormatError(path, f"{key}: negative label {labels.min()}")
+    row = int(np.argmin(labels))
+    raise SkeletonFormatError(path, f"{key}: row {row}: negative value {labels[row]}")
   return labels.astype(np.int64)
 
 
@@ -138,9 +139,11 @@ def read_npz(path: str | os.PathLike) -> dict[str, Any]:
     raise SkeletonFormatError(path, f"names: expected {n} names, one per clip")
   if "class_names" in out:
     out["class_names"] = tuple(out["class_names"])
-    if n and out["label"].max() >= len(out["class_names"]):
+    outside = np.flatnonzero(out["label"] >= len(out["class_names"]))
+    if outside.size:
+      row = int(outside[0])
       raise SkeletonFormatError(
-        path, f"label {out['label'].max()} is out of range for {len(out['class_names'])} classes"
+        path, f"row {row}: label {out['label'][row]} is out of range for the {len(out['class_names'])} class_names"
       )
   return out
 

@@ -50,6 +50,7 @@ import os
 import pathlib
 import re
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -94,6 +95,12 @@ class _Report:
     self.skipped: list[dict[str, Any]] = []
     self.excluded: list[dict[str, Any]] = []
     self.notes: dict[str, Any] = {}
+    self.train_labels: Counter[int] = Counter()
+
+  def wrote(self, split: str, label: int) -> None:
+    self.written[split] += 1
+    if split == "train":
+      self.train_labels[label] += 1
 
   def exclude(self, path: os.PathLike, split: str, reason: str) -> None:
     self.excluded.append({"file": os.fspath(path), "split": split, "reason": reason})
@@ -250,7 +257,7 @@ class _SkeletonBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       except SkeletonFormatError as e:
         self._bad(e, split)
         continue
-      self._report.written[split] += 1
+      self._report.wrote(split, clip.label)
       yield clip.name, _example(clip)
     self._check_not_empty(split)
 
@@ -271,6 +278,15 @@ class _SkeletonBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     super()._download_and_prepare(dl_manager, download_config)
     report = self._report.as_json(self.info.full_name, self._skip_bad)
     report["manual_dir"] = os.fspath(self._manual_dir)
+    names = self.info.features["label"].names
+    report["classes_without_training_example"] = [n for i, n in enumerate(names) if not self._report.train_labels[i]]
+    if report["classes_without_training_example"]:
+      logging.warning(
+        "%s: %d classes have no training example: %s",
+        self.info.full_name,
+        len(report["classes_without_training_example"]),
+        ", ".join(report["classes_without_training_example"][:10]),
+      )
     if download_config.max_examples_per_split is None:
       self._report.check({s: self.info.splits[s].num_examples for s in SPLITS})
     else:  # a deliberately partial build: inputs after the limit were never read
@@ -538,25 +554,33 @@ into manual_dir.
   @classmethod
   def config_from(cls, manual_dir: str | os.PathLike, name: str = "default") -> CustomSkeletonConfig:
     """The config of the arrays in `manual_dir`: shape and classes must agree across splits."""
-    shapes, labels, class_names = {}, [], {}
+    shapes, labels, class_names = {}, {}, {}
     for split, (data_path, label_path) in cls.sources(manual_dir).items():
       if label_path is None:
         content = arrays.read_npz(data_path)
         shapes[split] = content["skeleton"].shape[2:]
-        labels.append(content["label"])
+        labels[split] = (data_path, content["label"])
         if "class_names" in content:
           class_names[split] = content["class_names"]
       else:
         data, split_labels, _ = arrays.read_stgcn(data_path, label_path)
         _, c, _, v, m = data.shape  # (N, C, T, V, M)
         shapes[split] = (m, v, c)
-        labels.append(split_labels)
+        labels[split] = (label_path, split_labels)
     if shapes["train"] != shapes["test"]:
       raise SkeletonFormatError(manual_dir, f"train and test differ in (persons, joints, channels): {shapes}")
     if len(set(class_names.values())) > 1 or len(class_names) == 1:
       raise SkeletonFormatError(manual_dir, "train and test must carry the same class_names")
-    num_classes = int(max(x.max(initial=-1) for x in labels)) + 1
-    names = class_names.get("train") or tuple(str(i) for i in range(num_classes))
+    names = class_names.get("train") or tuple(str(i) for i in range(_classes_from_labels(*labels["train"])))
+    path, test_labels = labels["test"]
+    outside = np.flatnonzero(test_labels >= len(names))
+    if outside.size:
+      row = int(outside[0])
+      raise SkeletonFormatError(
+        path,
+        f"row {row}: label {test_labels[row]} is not one of the {len(names)} classes of the training split "
+        "(declare every class in class_names, a .npz key, to test on classes that have no training example)",
+      )
     return CustomSkeletonConfig(
       name=name,
       description=f"custom arrays from {manual_dir}",
@@ -588,9 +612,26 @@ into manual_dir.
     data_path, label_path = self.sources(self._manual_dir)[split]
     self._report.seen[split] = _num_rows(data_path)
     for clip in arrays.iter_clips(data_path, label_path, onerror=lambda e: self._bad(e, split)):
-      self._report.written[split] += 1
+      self._report.wrote(split, clip.label)
       yield f"{clip.meta['index']:09d}", _example(clip)
     self._check_not_empty(split)
+
+
+def _classes_from_labels(path: pathlib.Path, labels: np.ndarray) -> int:
+  """Without class_names the classes are 0..max label, and each needs a training example (a typo is not a class)."""
+  if not labels.size:
+    return 0
+  row = int(np.argmax(labels))
+  num_classes = int(labels[row]) + 1
+  empty = num_classes - len(np.unique(labels))
+  if empty:
+    raise SkeletonFormatError(
+      path,
+      f"row {row}: label {labels[row]}: without class_names the classes are the labels 0..{labels[row]}, and "
+      f"{empty} classes of them have no training example. Use labels 0..K-1, or declare every class in "
+      "class_names (a .npz key)",
+    )
+  return num_classes
 
 
 def _num_rows(path: pathlib.Path) -> int:
