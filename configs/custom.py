@@ -30,7 +30,7 @@ def get_config(manual_dir: str = "") -> ml_collections.ConfigDict:
   except (SkeletonFormatError, OSError) as e:
     raise ConfigError(f"--config=configs/custom.py:{manual_dir}: {e}") from e
   config = default.get_config()
-  folder = re.sub(r"[^\w\-.]", "_", pathlib.Path(manual_dir).expanduser().resolve().name).strip(".")
+  folder = re.sub(r"[^\w\-.]|\.\.", "_", pathlib.Path(manual_dir).expanduser().resolve().name).lstrip("-.")
   config.dataset.name = f"custom_skeleton/{folder or 'default'}"
   config.dataset.manual_dir = manual_dir
   config.dataset.num_classes = len(data.class_names)

@@ -411,3 +411,38 @@ def test_declared_classes_without_training_examples_are_reported(tmp_path):
   bad = _labelled(tmp_path / "bad", [0, 2, 0], [1, 4], class_names=["a", "b", "c", "d"])
   with pytest.raises(SkeletonFormatError, match=r"row 1: label 4 is out of range for the 4 class_names"):
     builders.CustomSkeleton.config_from(bad)
+
+
+@pytest.mark.parametrize(
+  ("name", "message"),
+  [
+    ("custom_skeleton/../../../escaped", "custom_skeleton/NAME"),
+    ("custom_skeleton/a/b", "custom_skeleton/NAME"),
+    ("msr_action3d/../x", r"expected one of \['cross_subject'\]"),
+    ("ntu_rgbd60/xsubb", r"expected one of \['xsub', 'xview'\]"),
+    ("kinetics_skeleton/x", "has no configs"),
+  ],
+)
+def test_dataset_names_are_checked_against_the_builders(tmp_path, name, message):
+  data_dir = tmp_path / "deep" / "er" / "tfds"
+  _write_custom(tmp_path / "raw", rows=2, seed=0)
+  with pytest.raises(ValueError, match=message):
+    builders.build(name, manual_dir=tmp_path / "raw", data_dir=data_dir)
+  with pytest.raises(ValueError, match=message):
+    builders.load(name, data_dir)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # nothing written, inside or outside data_dir
+
+
+def test_raw_files_deleted_after_the_build_keep_the_build(tmp_path):
+  import shutil
+
+  from slnl_jax.data import synthetic
+
+  raw = tmp_path / "raw"
+  synthetic.write_dataset(raw, num_clips=16, seed=0, min_frames=4, max_frames=6)
+  builder = builders.build("synthetic_skeleton/xsub", manual_dir=raw, data_dir=tmp_path / "tfds")
+  shutil.rmtree(raw)
+  again = builders.build("synthetic_skeleton/xsub", manual_dir=raw, data_dir=tmp_path / "tfds")
+  assert _num_examples(again) == _num_examples(builder) and not raw.exists()
+  with pytest.raises(FileNotFoundError, match=r"msr_action3d is not built in .* manual_dir .* missing or empty"):
+    builders.build("msr_action3d", manual_dir=raw, data_dir=tmp_path / "tfds")

@@ -4,7 +4,8 @@ r"""Builds one TFDS dataset from raw files (see slnl_jax/data/builders.py for ea
   python tools/build_dataset.py synthetic_skeleton --data_dir=/tmp/tfds --num_clips=480 --seed=0
 
 Prints the split sizes, the skip/exclusion counts and the path of the build report. TFDS shows a
-progress bar per split. Malformed files are skipped and reported unless --noskip_bad.
+progress bar per split. Malformed files are skipped and reported unless --noskip_bad. A mistake (an unknown
+name, missing or malformed files, a build from other files in --data_dir) stops with one `error:` line.
 """
 
 from __future__ import annotations
@@ -30,14 +31,19 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"usage: build_dataset.py NAME [flags]; NAME in {sorted(builders.BUILDERS)}")
   name = argv[1]
   logging.set_verbosity(logging.WARNING)  # TFDS's per-step INFO lines; its progress bars stay
-  builder = builders.build(
-    name,
-    manual_dir=_MANUAL_DIR.value or None,
-    data_dir=_DATA_DIR.value,
-    skip_bad=_SKIP_BAD.value,
-    num_clips=_NUM_CLIPS.value,
-    seed=_SEED.value,
-  )
+  try:
+    builder = builders.build(
+      name,
+      manual_dir=_MANUAL_DIR.value or None,
+      data_dir=_DATA_DIR.value,
+      skip_bad=_SKIP_BAD.value,
+      num_clips=_NUM_CLIPS.value,
+      seed=_SEED.value,
+    )
+  # The builders' errors name the file or folder and say what is wrong (SkeletonFormatError and
+  # StaleBuildError are ValueErrors); a traceback would only bury the message.
+  except (ValueError, OSError) as e:
+    sys.exit(f"error: {name}: {e}")
   info = builders.load_info(name, _DATA_DIR.value)
   report = json.loads(info["report"].read_text())
   print(

@@ -695,11 +695,26 @@ BUILDERS: dict[str, type[_SkeletonBuilder]] = {
 }
 
 
+# A custom dataset's own name: one folder level under data_dir/custom_skeleton (TFDS's config-name characters).
+_CUSTOM_NAME = re.compile(r"\w[\w+\-.]*")
+
+
 def _parse_name(name: str) -> tuple[type[_SkeletonBuilder], str | None]:
+  """The builder and config of "dataset[/config]"; the config must be one of the builder's (never a path)."""
   dataset, _, config = name.partition("/")
   if dataset not in BUILDERS:
     raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(BUILDERS)}")
-  return BUILDERS[dataset], config or None
+  cls = BUILDERS[dataset]
+  if not config:
+    return cls, None
+  if cls is CustomSkeleton:
+    if not _CUSTOM_NAME.fullmatch(config) or ".." in config:
+      raise ValueError(f"{name!r}: expected custom_skeleton/NAME, NAME of letters, digits and _ + - . (not a path)")
+  elif not cls.BUILDER_CONFIGS:
+    raise ValueError(f"{name!r}: {dataset} has no configs; use {dataset!r}")
+  elif config not in (names := [c.name for c in cls.BUILDER_CONFIGS]):
+    raise ValueError(f"{name!r}: unknown config {config!r} of {dataset}; expected one of {names}")
+  return cls, config
 
 
 def _has_files(path: str | os.PathLike | None) -> bool:
@@ -730,10 +745,12 @@ def build(
   Returns:
     The prepared builder (`.as_dataset(split=...)`); its skip report is `REPORT_NAME` in
     `builder.data_dir`. A built dataset is reused when `manual_dir` holds the files it was built
-    from (or is None); files added, removed or changed in the same folder rebuild it.
+    from, or is None, missing or empty (raw files deleted after the build; with a warning); files
+    added, removed or changed in the same folder rebuild it.
 
   Raises:
     StaleBuildError: the dataset in `data_dir` was built from another folder with other files.
+    FileNotFoundError: the dataset is not built and `manual_dir` is missing or empty.
   """
   cls, config = _parse_name(name)
   data_dir = pathlib.Path(data_dir).expanduser()
@@ -742,10 +759,20 @@ def build(
     if not cls(data_dir=data_dir, config=config).is_prepared():
       synthetic.write_dataset(manual_dir, num_clips=num_clips, seed=seed)
   if cls is CustomSkeleton:
+    if not manual_dir:
+      raise FileNotFoundError(f"{name} needs manual_dir: {' '.join(cls.MANUAL_DOWNLOAD_INSTRUCTIONS.split())}")
     config = CustomSkeleton.config_from(manual_dir, name=config or "default")
   builder = cls(data_dir=data_dir, config=config, skip_bad=skip_bad)
-  if manual_dir and builder.is_prepared() and _rebuild_stale(builder, manual_dir):
-    builder = cls(data_dir=data_dir, config=config, skip_bad=skip_bad)
+  if builder.is_prepared() and _has_files(manual_dir):
+    if _rebuild_stale(builder, manual_dir):
+      builder = cls(data_dir=data_dir, config=config, skip_bad=skip_bad)
+  elif builder.is_prepared() and manual_dir:
+    logging.warning("manual_dir %s is missing or empty: using the build in %s as it is", manual_dir, builder.data_dir)
+  if not builder.is_prepared() and not _has_files(manual_dir):
+    instructions = " ".join(cls.MANUAL_DOWNLOAD_INSTRUCTIONS.split())  # one line
+    raise FileNotFoundError(
+      f"{name} is not built in {data_dir} and manual_dir {manual_dir} is missing or empty: {instructions}"
+    )
   builder.download_and_prepare(
     download_config=tfds.download.DownloadConfig(manual_dir=manual_dir, try_download_gcs=False)
   )
