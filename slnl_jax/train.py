@@ -67,7 +67,7 @@ class NonFiniteLossError(FloatingPointError):
   """A training loss became NaN or Inf; the message names the step and the head."""
 
 
-def _check_finite(metrics: Mapping[str, Any], step: int, checkpoint: str) -> None:
+def _check_finite(metrics: Mapping[str, Any], step: int, checkpoints: checkpointing.Checkpointer) -> None:
   """Raises unless every head's loss and the gradient (hence the new parameters) are finite."""
   problems = [
     f"the {head!r} head's loss is {loss}"
@@ -77,27 +77,46 @@ def _check_finite(metrics: Mapping[str, Any], step: int, checkpoint: str) -> Non
   if not np.isfinite(metrics["grad_norm"]):
     problems.append(f"the gradient norm is {float(metrics['grad_norm'])}")
   if problems:
+    last = checkpoints.latest_step()
+    where = f"the last good checkpoint is {checkpoints.directory / str(last)}" if last is not None else None
     raise NonFiniteLossError(
       f"non-finite training loss at step {step}: {'; '.join(problems)}. Training stopped without "
-      f"saving this step; {checkpoint}. Lower config.train.learning_rate, or use config.dtype='float32'."
+      f"saving this step; {where or 'no checkpoint was saved yet'}. Lower config.train.learning_rate, or use "
+      "config.dtype='float32'."
     )
 
 
-@dataclasses.dataclass
-class _Mean:
-  """Running mean of per-step metric dicts between two log lines."""
+class _TrainMetrics:
+  """The train metrics of one log interval: kept on device after each step, fetched in one transfer when logged.
 
-  sums: dict[str, float] = dataclasses.field(default_factory=dict)
-  count: int = 0
+  Fetching only at log steps and before a checkpoint keeps the host from waiting on the device every step; the
+  fetched per-step values still name the first non-finite step exactly, and no non-finite state is ever saved.
+  """
 
-  def add(self, metrics: Mapping[str, Any]) -> None:
-    for name, value in metrics.items():
-      self.sums[name] = self.sums.get(name, 0.0) + float(value)
-    self.count += 1
+  def __init__(self, checkpoints: checkpointing.Checkpointer):
+    self._checkpoints = checkpoints
+    self._pending: list[tuple[int, steps.Metrics]] = []
+    self._sums: dict[str, float] = {}
+    self._count = 0
 
-  def pop(self) -> dict[str, float]:
-    means = {name: total / self.count for name, total in self.sums.items()}
-    self.sums, self.count = {}, 0
+  def add(self, step: int, metrics: steps.Metrics) -> None:
+    self._pending.append((step, metrics))
+
+  def check(self) -> None:
+    """Fetches the pending steps' metrics; raises NonFiniteLossError at the first step with a non-finite loss."""
+    fetched = jax.device_get([metrics for _, metrics in self._pending])
+    for (step, _), metrics in zip(self._pending, fetched, strict=True):
+      _check_finite(metrics, step, self._checkpoints)
+      for name, value in metrics.items():
+        self._sums[name] = self._sums.get(name, 0.0) + float(value)
+      self._count += 1
+    self._pending = []
+
+  def pop_means(self) -> dict[str, float]:
+    """The interval's mean of each metric; starts the next interval."""
+    self.check()
+    means = {name: total / self._count for name, total in self._sums.items()}
+    self._sums, self._count = {}, 0
     return means
 
 
@@ -179,7 +198,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         process_count=jax.process_count(),
       )
       ds = ds.take(epoch_steps).skip(done_in_epoch)
-      running = _Mean()
+      interval = _TrainMetrics(checkpoints)
       with tqdm(
         total=epoch_steps,
         initial=done_in_epoch,
@@ -189,29 +208,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       ) as bar:
         for batch in input_pipeline.as_numpy(ds):
           state, metrics = p_train_step(state, sharding.shard_batch(batch, mesh))
-          metrics = jax.device_get(metrics)
           step += 1
-          last = checkpoints.latest_step()
-          _check_finite(
-            metrics,
-            step,
-            f"the last good checkpoint is {checkpoints.directory / str(last)}"
-            if last is not None
-            else "no checkpoint was saved yet",
-          )
-          running.add(metrics)
+          interval.add(step, metrics)
           bar.update()
-          bar.set_postfix(loss=f"{float(metrics['loss']):.4f}")
           epoch_end = step == epoch * spe + epoch_steps
           if step % config.train.log_every_steps == 0 or epoch_end:
-            log.write(step, epoch, "train", running.pop())
+            means = interval.pop_means()
+            log.write(step, epoch, "train", means)
+            bar.set_postfix(loss=f"{means['loss']:.4f}")
           if epoch_end:
             break
           if preemption.reached(step):
+            interval.check()
             checkpoints.save(state)
             logging.warning("preempted: saved step %d; run the same command again to resume", step)
             return {}
           if step % config.train.checkpoint_every_steps == 0:
+            interval.check()
             checkpoints.save(state)
       if step != epoch * spe + epoch_steps:
         raise RuntimeError(

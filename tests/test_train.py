@@ -196,8 +196,15 @@ def test_resume_is_bit_exact(synthetic_config, tmp_path):
   assert train_losses == [r["loss"] for r in records if r["split"] == "train"]
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_config, tmp_path, monkeypatch):
-  """A NaN in the velocity head's loss at step 5 names step and head; checkpoint 4 stays the latest."""
+@pytest.mark.parametrize("log_every_steps", [1, 100])
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_config, tmp_path, monkeypatch, log_every_steps):
+  """A NaN in the velocity head's loss at step 5 names step and head; checkpoint 4 stays the latest.
+
+  With logs every 100 steps the metrics stay on device until the epoch ends at step 6: the NaN is still named at
+  step 5, and step 6 is not saved.
+  """
+  config = synthetic_config.copy_and_resolve_references()
+  config.train.log_every_steps = log_every_steps
 
   def poisoned(mesh, loss_fn, learning_rate_fn):
     def step(state, batch):
@@ -209,7 +216,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_config, tmp
 
   monkeypatch.setattr(steps, "jit_train_step", poisoned)
   with pytest.raises(train.NonFiniteLossError, match=r"step 5: the 'velocity' head's loss is nan") as error:
-    train.train_and_evaluate(synthetic_config, tmp_path)
+    train.train_and_evaluate(config, tmp_path)
   assert str(tmp_path / "checkpoints" / "4") in str(error.value)
   checkpoints = checkpointing.Checkpointer(tmp_path / "checkpoints")
   assert checkpoints.latest_step() == 4
