@@ -1,10 +1,13 @@
-r"""Command line: train, evaluate or apply SLnL-rFA.
+r"""Command line: train, evaluate, apply or export SLnL-rFA (installed as `slnl-jax MODE ...`).
 
   python -m slnl_jax.main --config=configs/ntu60_xsub.py --workdir=workdirs/ntu60_xsub
   python -m slnl_jax.main --config=configs/demo.py --workdir=workdirs/demo --config.train.num_epochs=2
   python -m slnl_jax.main --config=configs/demo.py --workdir=workdirs/demo --mode=eval
-  python -m slnl_jax.main --config=configs/demo.py --workdir=workdirs/demo --mode=predict \
-      --input=S001C001P001R001A001.skeleton
+  python -m slnl_jax.main --workdir=workdirs/demo --mode=predict --input=S001C001P001R001A001.skeleton [--stream]
+  python -m slnl_jax.main --workdir=workdirs/demo --mode=export --out=model.jaxexport
+  slnl-jax train --config=configs/demo.py --workdir=workdirs/demo    # the same, mode first
+
+predict and export need no --config: the model config and class names are stored with the checkpoint.
 
 Training resumes from the latest checkpoint in --workdir. On several hosts run the same command on each,
 adding --coordinator_address=HOST0:PORT --num_processes=N --process_id=I (or let SLURM / Open MPI / Cloud TPU
@@ -28,11 +31,18 @@ _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Path to a config file, e.g. configs/ntu60_xsub.py.", lock_config=True
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and plots.")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "predict"], "What to do.")
+MODES = ("train", "eval", "predict", "export")
+_MODE = flags.DEFINE_enum("mode", "train", MODES, "What to do.")
 _INPUT = flags.DEFINE_string("input", None, "--mode=predict: one raw skeleton file.")
 _CHECKPOINT = flags.DEFINE_string(
-  "checkpoint", "best", "--mode=eval|predict: 'best' (by eval top-1), 'latest' or a step number."
+  "checkpoint", "best", "--mode=eval|predict|export: 'best' (by eval top-1), 'latest' or a step number."
 )
+_TOP_K = flags.DEFINE_integer("top_k", 5, "--mode=predict: classes to print per clip or window.")
+_STREAM = flags.DEFINE_bool("stream", False, "--mode=predict: play --input as a live stream and print the timeline.")
+_WINDOW = flags.DEFINE_integer("window", None, "--stream: frames per prediction (default: the model's T).")
+_STRIDE = flags.DEFINE_integer("stride", None, "--stream: frames between predictions (default: half the window).")
+_OUT = flags.DEFINE_string("out", None, "--mode=export: the file to write (and OUT's stem + .json).")
+_PLATFORMS = flags.DEFINE_list("platforms", ["cpu", "cuda", "tpu"], "--mode=export: platforms to lower for.")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0 (jax.distributed).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: index of this process.")
@@ -41,7 +51,7 @@ _CACHE_DIR = flags.DEFINE_string(
   os.path.join(os.path.expanduser("~"), ".cache", "slnl_jax", "xla"),
   "Persistent XLA compilation cache ('' disables it); repeated runs skip most compile time.",
 )
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["workdir"])
 _CONFIG_FILE_ERROR = "Error whilst parsing config file"
 
 
@@ -78,30 +88,34 @@ def main(argv: Sequence[str]) -> None:
   checkpointing.quiet_orbax_logs()
 
   sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  needs_config = _MODE.value in ("train", "eval")
+  if needs_config and _CONFIG.value is None:
+    raise app.UsageError(f"--mode={_MODE.value} needs --config=FILE")
   try:
-    config_checks.validate(_CONFIG.value)
+    if _CONFIG.value is not None:
+      config_checks.validate(_CONFIG.value)
   except config_checks.ConfigError as e:
     sys.exit(f"error: {e}")
   if _CACHE_DIR.value:
     jax.config.update("jax_compilation_cache_dir", _CACHE_DIR.value)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
-  from slnl_jax import train
-  from slnl_jax.data.builders import StaleBuildError
   from slnl_jax.data.errors import SkeletonFormatError
 
+  # Errors whose message says all (file, step, head); a traceback would only bury it.
+  errors: tuple[type[Exception], ...] = (checkpointing.CheckpointError, SkeletonFormatError, ConfigError)
+  if needs_config:  # predict and export import neither TensorFlow nor the trainer
+    from slnl_jax import train
+    from slnl_jax.data.builders import StaleBuildError
+
+    errors += (train.NonFiniteLossError, StaleBuildError)
   if _MODE.value == "predict" and not _INPUT.value:
     raise app.UsageError("--mode=predict needs --input=FILE")
+  if _MODE.value == "export" and not _OUT.value:
+    raise app.UsageError("--mode=export needs --out=FILE")
   try:
     lines = _run_mode(_CONFIG.value, _WORKDIR.value)
-  # Errors whose message says all (file, step, head); a traceback would only bury it.
-  except (
-    checkpointing.CheckpointError,
-    train.NonFiniteLossError,
-    SkeletonFormatError,
-    StaleBuildError,
-    ConfigError,
-  ) as e:
+  except errors as e:
     sys.exit(f"error: {e}")
   if lines and jax.process_index() == 0:
     print("\n".join(lines))
@@ -110,16 +124,20 @@ def main(argv: Sequence[str]) -> None:
 
 def _run_mode(config, workdir: str) -> list[str]:
   """Runs --mode and returns what to print."""
-  from slnl_jax import inference, train
+  if _MODE.value in ("predict", "export"):
+    from slnl_jax.inference import Predictor
 
-  if _MODE.value == "predict":
-    predictions = inference.predict(config, workdir, _INPUT.value, _CHECKPOINT.value)
-    lines = [f"top-{len(predictions)} classes for {_INPUT.value}:"]
-    return lines + [f"  {rank}. {name:<30s} {p:.4f}" for rank, (name, p) in enumerate(predictions, 1)]
+    predictor = Predictor.from_workdir(workdir, _CHECKPOINT.value)
+    if _MODE.value == "export":
+      predictor.export(_OUT.value, _PLATFORMS.value)
+      return [f"wrote {_OUT.value} ({', '.join(_PLATFORMS.value)}) and {os.path.splitext(_OUT.value)[0]}.json"]
+    return _predict(predictor)
+  from slnl_jax import train
+
   if _MODE.value == "train":
     metrics, what = train.train_and_evaluate(config, workdir), "final eval"
   else:
-    metrics, what = inference.evaluate_checkpoint(config, workdir, _CHECKPOINT.value), "eval"
+    metrics, what = train.evaluate_checkpoint(config, workdir, _CHECKPOINT.value), "eval"
   if not metrics:  # preempted: the log says where it stopped
     return []
   return [
@@ -128,8 +146,41 @@ def _run_mode(config, workdir: str) -> list[str]:
   ]
 
 
+def _predict(predictor) -> list[str]:
+  """--mode=predict: the top-k of --input, or with --stream its timeline (frame range -> class, p)."""
+  from slnl_jax.data import readers
+  from slnl_jax.data.errors import SkeletonFormatError
+
+  clip = readers.read_file(_INPUT.value)
+  try:
+    if not _STREAM.value:
+      (top,) = predictor.predict([clip.skeleton], top_k=_TOP_K.value)
+      return [f"top-{len(top)} classes for {_INPUT.value}:"] + [
+        f"  {rank}. {name:<30s} {p:.4f}" for rank, (name, p) in enumerate(top, 1)
+      ]
+    window = _WINDOW.value or predictor.config.dataset.num_frames
+    stride = _STRIDE.value or max(window // 2, 1)
+    lines = [f"{_INPUT.value}: {clip.num_frames} frames, a prediction every {stride} over the last {window}:"]
+    for w in predictor.stream(iter(clip.skeleton), window=window, stride=stride, top_k=_TOP_K.value):
+      lines.append(f"  frames {w.start:5d}-{w.end - 1:<5d} " + "  ".join(f"{n} {p:.3f}" for n, p in w.top))
+    if len(lines) == 1:
+      lines.append(f"  no prediction: the clip is shorter than one window ({window} frames); lower --window")
+    return lines
+  except ValueError as e:  # a clip of another skeleton than the model's
+    raise SkeletonFormatError(_INPUT.value, str(e)) from e
+
+
 def run() -> None:
   app.run(main, flags_parser=_parse_flags)
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+  """The `slnl-jax` console script: `slnl-jax MODE --flag=...` is `python -m slnl_jax.main --mode=MODE ...`."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  if not argv or argv[0] not in MODES:
+    sys.exit(f"usage: slnl-jax {{{','.join(MODES)}}} --workdir=DIR [--config=FILE] [flags]; --helpshort lists them")
+  sys.argv = [f"slnl-jax {argv[0]}", f"--mode={argv[0]}", *argv[1:]]
+  run()
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ step and restarted continues bit-exactly.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -120,12 +121,22 @@ class _TrainMetrics:
     return means
 
 
-def create_checkpointer(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> checkpointing.Checkpointer:
-  """The checkpoint manager of `workdir/checkpoints` with `config.train`'s retention."""
+def create_checkpointer(
+  config: ml_collections.ConfigDict, workdir: pathlib.Path, class_names: Sequence[str] | None = None
+) -> checkpointing.Checkpointer:
+  """The checkpoint manager of `workdir/checkpoints` with `config.train`'s retention.
+
+  With `class_names`, every checkpoint also stores the config and the class names, all that
+  slnl_jax/inference.py needs besides the weights.
+  """
+  info = None
+  if class_names is not None:
+    info = {"config": json.loads(config.to_json_best_effort()), "class_names": list(class_names)}
   return checkpointing.Checkpointer(
     workdir / "checkpoints",
     keep=config.train.keep_checkpoints,
     keep_best=config.train.keep_best_checkpoints,
+    model_info=info,
   )
 
 
@@ -162,7 +173,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   p_eval_step = steps.compile_eval_step(config, state, mesh)
 
   total_steps = steps.total_steps(config, data.num_train)
-  checkpoints = create_checkpointer(config, workdir)
+  checkpoints = create_checkpointer(config, workdir, data.class_names)
   latest = checkpoints.latest_step()
   if latest is not None:
     state = checkpoints.restore(state, latest)
@@ -248,3 +259,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     preemption.close()
     log.close()
   return eval_metrics
+
+
+def evaluate_checkpoint(
+  config: ml_collections.ConfigDict, workdir: str | os.PathLike, checkpoint: str = "best"
+) -> dict[str, float]:
+  """Evaluates checkpoint "best" | "latest" | "<step>" of `workdir` on the test split (--mode=eval)."""
+  workdir = pathlib.Path(workdir)
+  sharding.check_batch_size(config.train.eval_batch_size, "config.train.eval_batch_size")
+  mesh = sharding.make_mesh()
+  data = load_data(config, workdir)
+  # The whole train state (the schedule does not matter here): the compiled eval step takes one.
+  state = steps.initial_state(config, steps.create_learning_rate_fn(config, 1), mesh)
+  checkpoints = create_checkpointer(config, workdir)
+  try:
+    step = checkpoints.find_step(checkpoint)
+    logging.info("restoring %s", checkpoints.directory / str(step))
+    state = checkpoints.restore(state, step)
+  finally:
+    checkpoints.close()
+  p_eval_step = steps.compile_eval_step(config, state, mesh)
+  epoch = steps.last_epoch(step, steps.steps_per_epoch(config, data.num_train))
+  log = evaluation.MetricsLog(workdir)
+  try:
+    return evaluation.evaluate_and_log(
+      config, p_eval_step, state, data.test, data.class_names, mesh, workdir, log, step, epoch
+    )
+  finally:
+    log.close()

@@ -18,18 +18,16 @@ Into --out (default <workdir>/pictures):
 
 from __future__ import annotations
 
-import json
 import pathlib
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from absl import app, flags
 
-from slnl_jax import inference, models, sharding, visualize
-from slnl_jax.data import builders, readers
+from slnl_jax import inference, models, visualize
+from slnl_jax.data import layouts, readers
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained workdir (python -m slnl_jax.main ... --workdir=DIR).")
 _INPUT = flags.DEFINE_string("input", None, "One raw skeleton file of any format slnl_jax.data.readers reads.")
@@ -39,32 +37,6 @@ _QUERY = flags.DEFINE_string("query", None, "Query position 't,n' of the affinit
 flags.mark_flags_as_required(["workdir", "input"])
 
 STREAM = "position_stream"
-
-
-def load_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
-  """The config a workdir was trained with (`config.json`, written by the trainer)."""
-  path = workdir / "config.json"
-  if not path.is_file():
-    raise FileNotFoundError(f"{path} not found: is {workdir} a workdir written by `python -m slnl_jax.main`?")
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
-
-
-def restore_variables(config: ml_collections.ConfigDict, workdir: pathlib.Path, checkpoint: str) -> dict:
-  """The model variables ({"params", "batch_stats"}) of checkpoint "best" | "latest" | "<step>" of a workdir."""
-  state = inference.restore_for_inference(config, workdir, checkpoint, sharding.make_mesh())
-  return {"params": state.params, "batch_stats": state.batch_stats}
-
-
-def class_names(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> list[str] | None:
-  """The class names of a workdir's dataset, from its built TFDS metadata; None when that is not on disk."""
-  # An empty data_dir means the trainer built the dataset inside the workdir (train.load_data).
-  data_dir = config.dataset.data_dir or workdir / "tfds"
-  try:
-    info = builders.load_info(config.dataset.name, data_dir)
-  except FileNotFoundError as e:
-    print(f"class names unavailable ({e}); showing class indices")
-    return None
-  return list(info["class_names"])
 
 
 def parse_query(text: str | None, grid_shape: tuple[int, int]) -> tuple[int, int]:
@@ -82,23 +54,21 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   workdir = pathlib.Path(_WORKDIR.value)
   out = pathlib.Path(_OUT.value) if _OUT.value else workdir / "pictures"
-  config = load_config(workdir)
-  # The input first: a wrong file fails before the (slower) restore.
   clip = readers.read_file(_INPUT.value)
+  predictor = inference.Predictor.from_workdir(workdir, _CHECKPOINT.value)
+  config, variables, names = predictor.config, predictor.variables, predictor.class_names
   try:
     x = jnp.asarray(inference.prepare_clip(clip.skeleton, config))
   except ValueError as e:
     raise ValueError(f"{_INPUT.value}: {e}") from e
   model = models.create_model(config)
-  variables = restore_variables(config, workdir, _CHECKPOINT.value)
-  names = class_names(config, workdir)
 
   apply = jax.jit(model.apply, static_argnames=("train", "mutable"))
   logits, state = apply(variables, x, train=False, mutable=("intermediates",))
   saliency, target = visualize.input_saliency(lambda x: apply(variables, x, train=False)["concat"], x)
   predicted = int(target[0])
   probability = float(jax.nn.softmax(logits["concat"][0])[predicted])
-  label = names[predicted] if names else f"class {predicted}"
+  label = names[predicted]
   print(f"{_INPUT.value}: predicted {label} (p = {probability:.3f})")
 
   written = []
@@ -119,14 +89,14 @@ def main(argv: Sequence[str]) -> None:
     print("no spatio-temporal non-local module in block 0 (config.model.num_slnl_blocks / nonlocal_kinds)")
 
   skeleton = np.asarray(x[0]).transpose(1, 0, 2, 3)  # (T, M, V, C)
-  num_joints = config.dataset.num_joints
+  layout = layouts.for_num_joints(config.dataset.num_joints)
   written.append(
     visualize.animate_skeleton(
       skeleton,
-      visualize.BONES.get(num_joints, ()),  # an unknown layout is drawn as joints only
+      layout.bones if layout else (),  # an unknown layout is drawn as joints only
       saliency[0].transpose(1, 0, 2),  # (M, T, V) -> (T, M, V)
       out / "skeleton_attention.gif",
-      image_coordinates=num_joints == 18,  # OpenPose (Kinetics) pixels: y grows downwards
+      image_coordinates=bool(layout and layout.image_coordinates),  # estimator pixels: y grows downwards
       title=f"{clip.name}: {label} ({probability:.2f})",
     ).path
   )

@@ -1,0 +1,77 @@
+"""tools/export.py: the exported program against the in-process Predictor, and run by a process with jax alone."""
+
+import json
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from test_inference import CLASS_NAMES, tiny_config, write_workdir
+
+from slnl_jax.inference import Predictor
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+# What a user writes to run the file: jax and numpy, no flax, TensorFlow or project code.
+LOADER = """
+import json, pathlib, sys
+import jax, numpy as np
+path = pathlib.Path(sys.argv[1])
+exported = jax.export.deserialize(path.read_bytes())
+names = json.loads(path.with_suffix(".json").read_text())["class_names"]
+clip = np.load(sys.argv[2])  # (T, M, V, C) raw frames
+probabilities = np.asarray(exported.call(clip[None], np.array([len(clip)], np.int32)))[0]
+loaded = sorted({"flax", "slnl_jax", "tensorflow", "orbax"} & {m.split(".")[0] for m in sys.modules})
+print(json.dumps({"top": names[int(probabilities.argmax())], "p": probabilities.tolist(), "loaded": loaded}))
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  root = tmp_path_factory.mktemp("export")
+  write_workdir(root / "workdir", tiny_config())
+  out = root / "model.jaxexport"
+  result = subprocess.run(
+    [sys.executable, "tools/export.py", f"--workdir={root / 'workdir'}", f"--out={out}"],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    check=False,
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert str(out) in result.stdout
+  return Predictor.from_workdir(root / "workdir"), out
+
+
+def test_exported_program_equals_the_in_process_model_on_cpu(exported):
+  predictor, path = exported
+  program = jax.export.deserialize(path.read_bytes())
+  assert program.platforms == ("cpu", "cuda", "tpu")
+  assert json.loads(path.with_suffix(".json").read_text())["class_names"] == CLASS_NAMES
+  rng = np.random.default_rng(0)
+  # Batch, frames and persons are symbolic: one file, several shapes.
+  for batch, frames, persons in ((1, 17, 1), (3, 40, 3)):
+    skeleton = rng.normal(size=(batch, frames, persons, 25, 3)).astype(np.float32)
+    num_frames = rng.integers(1, frames + 1, batch).astype(np.int32)
+    expected = predictor.probabilities(skeleton, num_frames)
+    np.testing.assert_allclose(np.asarray(program.call(skeleton, num_frames)), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_a_process_with_jax_alone_runs_the_file(exported, tmp_path):
+  predictor, path = exported
+  clip = np.random.default_rng(1).normal(size=(30, 2, 25, 3)).astype(np.float32)
+  np.save(tmp_path / "clip.npy", clip)
+  result = subprocess.run(
+    [sys.executable, "-c", LOADER, str(path), str(tmp_path / "clip.npy")],
+    cwd=tmp_path,
+    capture_output=True,
+    text=True,
+    check=False,
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = json.loads(result.stdout.strip().splitlines()[-1])
+  assert out["loaded"] == []
+  [[(name, probability)]] = predictor.predict([clip], top_k=1)
+  assert out["top"] == name
+  np.testing.assert_allclose(max(out["p"]), probability, rtol=1e-6)

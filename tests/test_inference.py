@@ -1,0 +1,200 @@
+"""Predictor: restored from a checkpoint without TensorFlow or the dataset; its preprocessing against tf.data's.
+
+References: the evaluation pipeline (input_pipeline.eval_dataset, TensorFlow) followed by the model's own
+`apply`, and the variables that were saved.
+"""
+
+import functools
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import default
+from slnl_jax import checkpointing, input_pipeline, models, sharding, steps
+from slnl_jax.data import readers
+from slnl_jax.inference import Predictor, WindowPrediction, preprocess
+
+CLASS_NAMES = ["wave", "clap", "jump", "sit"]
+
+
+def tiny_config(num_joints=25, num_persons=2, center_channels=0):
+  config = default.get_config()
+  config.dataset.update(
+    num_classes=4, num_frames=16, num_persons=num_persons, num_joints=num_joints, center_channels=center_channels
+  )
+  config.model.update(num_joints_out=8, num_systems=2, channels=(8, 8), kernel_sizes=(3, 3), num_slnl_blocks=1)
+  return config
+
+
+def write_workdir(workdir, config, *, with_info=True, steps_to_save=(3,)):
+  """A workdir as the trainer leaves it: config.json and checkpoints of the real TrainState (Adam moments too)."""
+  workdir.mkdir(parents=True, exist_ok=True)
+  (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+  state = steps.initial_state(config, steps.create_learning_rate_fn(config, 1), sharding.make_mesh())
+  # Distinct, non-trivial parameters and statistics, so that a wrong restore shows.
+  state = state.replace(
+    params=jax.tree.map(lambda x: x + 0.01 * jnp.arange(x.size, dtype=x.dtype).reshape(x.shape), state.params),
+    batch_stats=jax.tree.map(lambda x: x + 0.5, state.batch_stats),
+  )
+  info = {"config": config.to_dict(), "class_names": CLASS_NAMES} if with_info else None
+  checkpoints = checkpointing.Checkpointer(workdir / "checkpoints", model_info=info)
+  for step in steps_to_save:
+    checkpoints.save(state.replace(step=step), metrics={checkpointing.BEST_METRIC: 1.0 / step})
+  checkpoints.wait()
+  checkpoints.close()
+  return state
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("workdir")
+  config = tiny_config()
+  state = write_workdir(workdir, config, steps_to_save=(3, 6))
+  return workdir, config, state
+
+
+def reference_probabilities(config, variables, clips):
+  """The evaluation pipeline (tf.data) + the model's apply + softmax of the concat head."""
+  batch = next(input_pipeline.as_numpy(eval_batches(config, clips)))
+  logits = models.create_model(config).apply(variables, batch["skeleton"], train=False)["concat"]
+  return np.asarray(jax.nn.softmax(logits, -1))
+
+
+def eval_batches(config, clips):
+  import tensorflow as tf
+
+  data = config.dataset
+  padded = max(len(c) for c in clips)
+  skeleton = np.zeros((len(clips), padded, data.num_persons, data.num_joints, data.num_channels), np.float32)
+  for i, clip in enumerate(clips):
+    skeleton[i, : len(clip), : clip.shape[1]] = clip[:, : data.num_persons]
+  examples = {
+    "skeleton": skeleton,
+    "label": np.zeros(len(clips), np.int64),
+    "num_frames": np.array([len(c) for c in clips], np.int64),
+  }
+  ds = tf.data.Dataset.from_tensor_slices(examples)
+  return input_pipeline.eval_dataset(ds, config=config, global_batch_size=len(clips))
+
+
+def real_clips(shared_data):
+  ntu = shared_data / "ntu_rgbd" / "nturgb+d_skeletons"
+  msr = shared_data / "msr_action3d" / "MSRAction3DSkeletonReal3D"
+  return {
+    25: [
+      readers.read_file(ntu / name).skeleton
+      for name in ("S001C001P001R001A001.skeleton", "S001C001P001R001A058.skeleton")
+    ],
+    20: [
+      readers.read_file(msr / name).skeleton for name in ("a01_s01_e01_skeleton3D.txt", "a13_s09_e03_skeleton3D.txt")
+    ],
+  }
+
+
+# Centring subtracts a float32 mean over T' x V values (~3 m) that TF and XLA sum in different orders: about
+# sqrt(400) ulp apart, so 1e-5 there; crop + resize alone are the same arithmetic, within 1e-6.
+@pytest.mark.parametrize(("center_channels", "atol"), [(0, 1e-6), (3, 1e-5)])
+def test_preprocessing_equals_the_tf_eval_pipeline_on_real_clips(shared_data, center_channels, atol):
+  for joints, clips in real_clips(shared_data).items():
+    config = tiny_config(num_joints=joints, num_persons=2, center_channels=center_channels)
+    expected = next(input_pipeline.as_numpy(eval_batches(config, clips)))["skeleton"]
+    padded = max(len(c) for c in clips)
+    raw = np.zeros((len(clips), padded + 5, 3, joints, 3), np.float32)  # extra frames and a third person slot
+    for i, clip in enumerate(clips):
+      raw[i, : len(clip), : clip.shape[1]] = clip
+      raw[i, len(clip) :] = 99.0  # past num_frames: must be ignored
+    num_frames = np.array([len(c) for c in clips], np.int32)
+    got = np.asarray(jax.jit(functools.partial(preprocess, data=config.dataset))(raw, num_frames))
+    assert got.shape == expected.shape == (len(clips), 2, 16, joints, 3)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=atol)
+
+
+def test_from_workdir_restores_only_the_model_variables(trained):
+  workdir, _, state = trained
+  predictor = Predictor.from_workdir(workdir, "latest")
+  assert predictor.class_names == CLASS_NAMES
+  assert tuple(predictor.config.model.channels) == (8, 8)
+  assert set(predictor.variables) == {"params", "batch_stats"}
+  jax.tree.map(np.testing.assert_array_equal, predictor.variables["params"], jax.device_get(state.params))
+  jax.tree.map(np.testing.assert_array_equal, predictor.variables["batch_stats"], jax.device_get(state.batch_stats))
+
+
+def test_checkpoint_choice(trained, tmp_path):
+  workdir = trained[0]
+  assert Predictor.from_workdir(workdir, "best").step == 3  # metric 1 / step
+  assert Predictor.from_workdir(workdir, "latest").step == 6
+  assert Predictor.from_workdir(workdir, 6).step == 6
+  with pytest.raises(checkpointing.CheckpointError, match=r"saved steps: \[3, 6\]"):
+    Predictor.from_workdir(workdir, 4)
+  with pytest.raises(checkpointing.CheckpointError, match=r"no checkpoint in .*: train first"):
+    Predictor.from_workdir(tmp_path / "empty")
+
+
+def test_predict_equals_the_eval_pipeline_and_model(trained, shared_data):
+  workdir, config, state = trained
+  predictor = Predictor.from_workdir(workdir, "latest")
+  clips = real_clips(shared_data)[25]
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  expected = reference_probabilities(config, variables, clips)
+  results = predictor.predict(clips, top_k=4, batch_size=1)
+  for row, top in zip(expected, results, strict=True):
+    order = np.argsort(-row, kind="stable")
+    assert [name for name, _ in top] == [CLASS_NAMES[i] for i in order]
+    np.testing.assert_allclose([p for _, p in top], row[order], rtol=1e-5, atol=1e-6)
+  # Batched (and padded to a shared length) as one: the same.
+  batched = predictor.predict(clips + clips[:1], top_k=2, batch_size=3)
+  assert [[n for n, _ in top] for top in batched] == [[n for n, _ in top[:2]] for top in results + results[:1]]
+  with pytest.raises(ValueError, match=r"joints x channels"):
+    predictor.probabilities(np.zeros((1, 10, 2, 20, 3)))
+
+
+def test_stream_windows_equal_clip_predictions(trained):
+  workdir = trained[0]
+  predictor = Predictor.from_workdir(workdir, "latest")
+  rng = np.random.default_rng(0)
+  frames = [rng.normal(size=(1 + i % 3, 25, 3)).astype(np.float32) for i in range(23)]  # 1-3 persons seen
+  timeline = list(predictor.stream(iter(frames), window=10, stride=4, top_k=2))
+  assert [(w.start, w.end) for w in timeline] == [(0, 10), (4, 14), (8, 18), (12, 22)]
+  for w in timeline:
+    clip = np.zeros((10, 2, 25, 3), np.float32)
+    for t, frame in enumerate(frames[w.start : w.end]):
+      clip[t, : min(len(frame), 2)] = frame[:2]
+    (expected,) = predictor.predict([clip], top_k=2)
+    assert isinstance(w, WindowPrediction) and [n for n, _ in w.top] == [n for n, _ in expected]
+    np.testing.assert_allclose([p for _, p in w.top], [p for _, p in expected], rtol=1e-5)
+
+
+def test_a_checkpoint_saved_before_model_info_loads(tmp_path):
+  config = tiny_config()
+  config.dataset.name = "msr_action3d/cross_subject"
+  config.dataset.data_dir = str(tmp_path / "tfds")
+  state = write_workdir(tmp_path / "old", config, with_info=False)
+  # The class names TFDS wrote beside the build (read without TensorFlow).
+  labels = tmp_path / "tfds" / "msr_action3d" / "cross_subject" / "1.0.0" / "label.labels.txt"
+  labels.parent.mkdir(parents=True)
+  labels.write_text("\n".join(CLASS_NAMES) + "\n")
+  predictor = Predictor.from_workdir(tmp_path / "old")
+  assert predictor.class_names == CLASS_NAMES
+  jax.tree.map(np.testing.assert_array_equal, predictor.variables["params"], jax.device_get(state.params))
+  (tmp_path / "old" / "config.json").unlink()
+  with pytest.raises(checkpointing.CheckpointError, match=r"config\.json is missing: copy"):
+    Predictor.from_workdir(tmp_path / "old")
+
+
+def test_inference_imports_no_tensorflow(trained):
+  import subprocess
+  import sys
+
+  code = (
+    "import sys; from slnl_jax.inference import Predictor; "
+    f"p = Predictor.from_workdir({str(trained[0])!r}); "
+    "assert 'tensorflow' not in sys.modules, 'tensorflow imported'; print(p.class_names)"
+  )
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert json.loads(result.stdout.strip().replace("'", '"')) == CLASS_NAMES
+  assert pathlib.Path(trained[0]).is_dir()
