@@ -23,7 +23,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 test: lint
-	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	$(PY) -m pytest -q -rs -n 2 --dist loadfile tests
 
 # docs/results.md: every study on real MSR Action3D (about 5 hours on 2 CPU cores from scratch; resumable), then
 # the page from the reports. 60 epochs is the preset's earlier budget, at which Tables 3-5 were run.

@@ -1,4 +1,8 @@
-"""Shared test fixtures: the real data folder and a persistent XLA compilation cache."""
+"""Shared test fixtures: the real data folder and a persistent XLA compilation cache.
+
+Tests that read real data take the `shared_data` fixture (or call `require_real_data`): without the data they
+skip with one line saying what to set, and `SLNL_REQUIRE_REAL_DATA=1` turns those skips into failures.
+"""
 
 import os
 import pathlib
@@ -18,10 +22,18 @@ def shared_data_dir() -> pathlib.Path:
   return pathlib.Path(os.environ.get("SLNL_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
+def require_real_data(path: pathlib.Path) -> pathlib.Path:
+  """`path` if it exists; otherwise a one-line skip naming SLNL_SHARED_DATA, or a failure where
+  SLNL_REQUIRE_REAL_DATA=1 (CI sets it, so CI never passes without the real-data tests)."""
+  if path.exists():
+    return path
+  reason = f"real data not found at {path}: set SLNL_SHARED_DATA to the shared/data folder"
+  if os.environ.get("SLNL_REQUIRE_REAL_DATA") == "1":
+    pytest.fail(f"{reason} (SLNL_REQUIRE_REAL_DATA=1)")
+  pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> pathlib.Path:
-  """Real recorded skeleton data; its absence is a failure, never a skip."""
-  path = shared_data_dir()
-  if not (path / "msr_action3d").is_dir():
-    pytest.fail(f"real data not found at {path}: set SLNL_SHARED_DATA to the shared/data folder")
-  return path
+  """Real recorded skeleton data (MSR Action3D, NTU RGB+D and Kinetics-skeleton samples)."""
+  return require_real_data(shared_data_dir() / "msr_action3d").parent

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from conftest import shared_data_dir
+from conftest import require_real_data, shared_data_dir
 
 from slnl_jax import input_pipeline
 from slnl_jax.data import builders, nw_ucla, readers
@@ -24,10 +24,7 @@ SINGLE_FRAME = "a02_s09_e04_v03"
 
 @pytest.fixture(scope="module")
 def all_sqe() -> pathlib.Path:
-  path = shared_data_dir() / "nw_ucla" / "all_sqe"
-  if not path.is_dir():
-    pytest.skip(f"N-UCLA not found at {path} (set SLNL_SHARED_DATA to the shared/data folder)")
-  return path
+  return require_real_data(shared_data_dir() / "nw_ucla" / "all_sqe")
 
 
 def _names(paths):
