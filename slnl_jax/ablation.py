@@ -65,10 +65,15 @@ TITLES = {
   "loss": "Table 3: loss function, on Baseline1",
   "frequency": "Table 4: frequency attention, on Baseline2",
   "affinity": "Table 5: tSLnL, sSLnL and SLnL blocks, on Baseline3",
-  # Studies of reports written before the chain (one-factor changes of the full model, rFA kept on).
-  "baseline": "Full model vs local only + CE (rFA kept on: not the paper's Baseline1)",
 }
-# A label those earlier reports stored, and what that run really was.
+# Reports written before the chain (results.json without "chain": true) ran every table as one-factor changes of
+# the full model; their titles say so, and the row they called Baseline1 says what it was.
+EARLIER_TITLES = {
+  "baseline": "Full model vs local only + CE (rFA kept on: not the paper's Baseline1)",
+  "loss": "Table 3's losses as one-factor changes of the full model (not on Baseline1)",
+  "frequency": "Table 4's variants as one-factor changes of the full model (not on Baseline2; aFA kept the phase)",
+  "affinity": "Local only (M1 = 0) vs SLnL, rFA and SMFL kept (not Table 5 on Baseline3)",
+}
 RELABEL = {"Baseline1: local only + CE": "local only + CE, rFA on (not the paper's Baseline1)"}
 ALL = ("chain", "loss", "frequency", "affinity")  # what --study=all runs, in the order the tables are written
 
@@ -385,6 +390,10 @@ def plot_study(rows: Sequence[Row], title: str, path: str | pathlib.Path) -> pat
   return pathlib.Path(path)
 
 
+def _title(report: Mapping, study: str) -> str:
+  return TITLES[study] if report.get("chain") else EARLIER_TITLES[study]
+
+
 def _tables(report: Mapping) -> dict[str, list[Row]]:
   """The rows of each study of a report as stored in `results.json`."""
   return {
@@ -418,7 +427,7 @@ def render_report(report: Mapping, image_dir: str = "", level: int = 1) -> list[
     " paper carries forward.",
   ]
   for study, rows in _tables(report).items():
-    lines += ["", f"{head}# {TITLES[study]}", "", markdown_table(rows), "", paper_choice_sentence(rows)]
+    lines += ["", f"{head}# {_title(report, study)}", "", markdown_table(rows), "", paper_choice_sentence(rows)]
     lines += ["", f"![{study}]({image_dir}{study}.png)"]
   curve = report["learning_curve"]
   lines += ["", f"{head}# Learning curve (`{curve['key']}`, seed {curve['seed']})", ""]
@@ -437,8 +446,8 @@ def write_report(
 
   `root` holds the runs (`root/runs/...`). The learning curve is that of run `curve_key` (the base config,
   i.e. the full model) at the first seed, or of the first row when no table contains that run.
-  `results.json` holds everything results.md shows: {"command", "seeds", "studies": {study: [row, ...]},
-  "learning_curve": {"key", "seed"}}, each row `Row`'s fields plus its "mean" and "std".
+  `results.json` holds everything results.md shows: {"command", "seeds", "chain": true, "studies": {study:
+  [row, ...]}, "learning_curve": {"key", "seed"}}, each row `Row`'s fields plus its "mean" and "std".
   """
   out_dir.mkdir(parents=True, exist_ok=True)
   studies = {}
@@ -452,6 +461,7 @@ def write_report(
   report = {
     "command": command,
     "seeds": list(seeds),
+    "chain": True,  # the studies are the chain's (reports before it had one-factor studies: EARLIER_TITLES)
     "studies": studies,
     "learning_curve": {"key": key, "seed": seeds[0]},
   }
@@ -495,7 +505,7 @@ def write_page(
     for study, rows in _tables(report).items():
       chain = study in ("chain", "endpoints", "baseline") and title in targets
       check = target_sentence(rows, targets[title]) + " " if chain else ""
-      lines.append(f"  - {TITLES[study]}: {check}{paper_choice_sentence(rows)}")
+      lines.append(f"  - {_title(report, study)}: {check}{paper_choice_sentence(rows)}")
   for title, folder, report in reports:
     image_dir = pathlib.Path(os.path.relpath(folder, out.parent)).as_posix() + "/"
     lines += ["", f"## {title}", "", *render_report(report, image_dir, level=2)]

@@ -213,10 +213,11 @@ def test_tiny_real_study_end_to_end(tmp_path, shared_data, monkeypatch):
   assert not (root / "runs" / keys[0] / "seed_5" / "result.json").exists()
 
 
-def _report(command, studies, curve_key):
+def _report(command, studies, curve_key, chain=True):
   return {
     "command": command,
     "seeds": [0, 1],
+    "chain": chain,
     "studies": {
       study: [{"label": lab, "key": key, "top1_by_seed": {"0": a, "1": b}, "wall_s": w} for lab, key, a, b, w in rows]
       for study, rows in studies.items()
@@ -297,9 +298,12 @@ def test_reports_written_before_the_chain_say_what_they_measured(tmp_path):
   # The earlier "baseline" study kept rFA on in the row it called Baseline1; its page says so, numbers unchanged.
   rows = [("Baseline1: local only + CE", "cross_entropy-residual-m1_2", 0.8, 0.84, 10), ("full", "k1", 0.86, 0.88, 2)]
   (tmp_path / "old").mkdir()
-  (tmp_path / "old" / "results.json").write_text(json.dumps(_report("old command", {"baseline": rows}, "k1")))
+  loss = [("CE", "a", 0.8, 0.8, 1), ("SMFL", "k1", 0.86, 0.88, 2)]
+  old = _report("old command", {"baseline": rows, "loss": loss}, "k1", chain=False)
+  (tmp_path / "old" / "results.json").write_text(json.dumps(old))
   page = ablation.write_page("# R\n", [("Earlier", tmp_path / "old")], tmp_path / "page.md").read_text()
   assert "### Full model vs local only + CE (rFA kept on: not the paper's Baseline1)" in page
+  assert "### Table 3's losses as one-factor changes of the full model (not on Baseline1)" in page
   assert (
     "| local only + CE, rFA on (not the paper's Baseline1) | `cross_entropy-residual-m1_2` | 82.00 ± 2.83 |" in page
   )
