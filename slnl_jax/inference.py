@@ -179,20 +179,24 @@ class Predictor:
 
   def predict(self, clips: Sequence[np.ndarray], *, top_k: int = 5, batch_size: int = 32) -> list[TopK]:
     """The top-k classes of each raw clip (T, M, V, C), in batches of `batch_size` (lengths may differ)."""
+    data = self.config.dataset
     results: list[TopK] = []
     for first in range(0, len(clips), batch_size):
       chunk = [np.asarray(clip, np.float32) for clip in clips[first : first + batch_size]]
       for i, clip in enumerate(chunk):
         if clip.ndim != 4 or clip.shape[0] == 0:
           raise ValueError(f"clip {first + i}: expected (T, M, V, C) with T >= 1, got {clip.shape}")
+        if clip.shape[2:] != (data.num_joints, data.num_channels):
+          raise ValueError(
+            f"clip {first + i}: {clip.shape[2]} joints x {clip.shape[3]} channels, but the model takes "
+            f"{data.num_joints} x {data.num_channels}"
+          )
       frames = -(-max(len(clip) for clip in chunk) // _FRAME_BUCKET) * _FRAME_BUCKET
       persons = max(clip.shape[1] for clip in chunk)
       # The batch is padded to `batch_size` clips too, so that every batch runs one compiled shape.
       batch = np.zeros((batch_size, frames, persons, *chunk[0].shape[2:]), np.float32)
       num_frames = np.ones(batch_size, np.int32)
       for i, clip in enumerate(chunk):
-        if clip.shape[2:] != chunk[0].shape[2:]:
-          raise ValueError(f"clip {first + i}: {clip.shape[2:]} joints x channels, clip {first}: {chunk[0].shape[2:]}")
         batch[i, : len(clip), : clip.shape[1]] = clip
         num_frames[i] = len(clip)
       probabilities = self.probabilities(batch, num_frames)

@@ -7,6 +7,9 @@ References: the evaluation pipeline (input_pipeline.eval_dataset, TensorFlow) fo
 import functools
 import json
 import pathlib
+import re
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +22,8 @@ from slnl_jax.data import readers
 from slnl_jax.inference import Predictor, WindowPrediction, preprocess
 
 CLASS_NAMES = ["wave", "clap", "jump", "sit"]
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RUN = {"cwd": REPO, "capture_output": True, "text": True, "check": False}
 
 
 def tiny_config(num_joints=25, num_persons=2, center_channels=0):
@@ -186,15 +191,34 @@ def test_a_checkpoint_saved_before_model_info_loads(tmp_path):
 
 
 def test_inference_imports_no_tensorflow(trained):
-  import subprocess
-  import sys
-
   code = (
     "import sys; from slnl_jax.inference import Predictor; "
     f"p = Predictor.from_workdir({str(trained[0])!r}); "
     "assert 'tensorflow' not in sys.modules, 'tensorflow imported'; print(p.class_names)"
   )
-  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+  result = subprocess.run([sys.executable, "-c", code], **RUN)
   assert result.returncode == 0, result.stderr[-2000:]
   assert json.loads(result.stdout.strip().replace("'", '"')) == CLASS_NAMES
   assert pathlib.Path(trained[0]).is_dir()
+
+
+def test_slnl_jax_predict_stream_prints_the_timeline(trained, tmp_path):
+  workdir = trained[0]
+  clip = np.random.default_rng(2).normal(size=(25, 2, 25, 3)).astype(np.float32)
+  np.save(tmp_path / "clip.npy", clip)
+  args = [f"--workdir={workdir}", f"--input={tmp_path / 'clip.npy'}", "--checkpoint=latest", "--jax_cache_dir="]
+  # The `slnl-jax` console script's function, with the mode first.
+  command = [sys.executable, "-c", "from slnl_jax.main import cli; cli()", "predict", *args]
+  result = subprocess.run([*command, "--stream", "--window=10", "--stride=5", "--top_k=1"], **RUN)
+  assert result.returncode == 0, result.stderr[-3000:]
+  timeline = re.findall(r"frames\s+(\d+)-(\d+)\s+(\w+) ([\d.]+)", result.stdout)
+  expected = Predictor.from_workdir(workdir, "latest").stream(iter(clip), window=10, stride=5, top_k=1)
+  assert [(int(a), int(b) + 1, name) for a, b, name, _ in timeline] == [(w.start, w.end, w.top[0][0]) for w in expected]
+  result = subprocess.run([*command, "--stream", "--window=40"], **RUN)
+  assert "no prediction: the clip is shorter than one window (40 frames)" in result.stdout
+  np.save(tmp_path / "clip.npy", clip[:, :, :20])
+  result = subprocess.run(command, **RUN)
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines()[-1] == (
+    f"error: {tmp_path / 'clip.npy'}: clip 0: 20 joints x 3 channels, but the model takes 25 x 3"
+  )
