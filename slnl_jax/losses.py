@@ -1,4 +1,4 @@
-"""Classification losses of the paper (Sec. 3.5, Eq. 12-18), as plain functions of logits.
+"""Classification losses of the paper (Sec. 3.4, Eq. 12-18), as plain functions of logits.
 
 Every loss takes `logits` (..., K) and `labels`, either integer class ids (...) or one-hot/soft targets (..., K),
 and returns per-example losses (`reduction="none"`), their mean or their sum. All of them are computed from
@@ -7,11 +7,12 @@ and returns per-example losses (`reduction="none"`), their mean or their sum. Al
 
 With p_t the probability of the true class, m the margin and gamma the focusing parameter:
 
-  cross_entropy  CE(p_t)   = -log p_t                                             (Eq. 12)
+  cross_entropy  CE(p_t)   = -log p_t                                             (the standard loss)
   smce           SMCE(p_t) = log(e^m + (1 - e^m) p_t) - log p_t                    (Eq. 13)
   focal_loss     FL(p_t)   = -(1 - p_t)^gamma log p_t                             (Eq. 15)
   smfl           SMFL(p_t) = log(e^m + (1 - e^m) p_t) - (1 - p_t)^gamma log p_t    (Eq. 16)
 
+The soft-margin term log(e^m + (1 - e^m) p_t) (Eq. 12) is what SMCE and SMFL add to CE and FL.
 SMCE equals the cross-entropy of a softmax whose true logit is reduced by m (Eq. 14). The model's three heads
 are trained jointly with the sum of their losses (the pseudo multi-task loss, Eq. 17-18): `multitask_loss`.
 """
@@ -64,7 +65,7 @@ def _reduce(losses: Array, reduction: str) -> Array:
 
 
 def cross_entropy(logits: Array, labels: Array, *, reduction: str = "none") -> Array:
-  """CE = -log p_t (Eq. 12)."""
+  """CE = -log p_t, the standard cross-entropy (Sec. 3.4 builds SMCE on it)."""
   return _reduce(-_log_pt(logits, labels), reduction)
 
 

@@ -331,8 +331,8 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str] | None, pat
 def read_metrics(path: str | os.PathLike) -> list[dict]:
   """The records of a trainer's `metrics.jsonl`, one JSON object per line (blank lines ignored).
 
-  The trainer nests the values, `{"step", "epoch", "split", "metrics": {"loss": ..., "concat_top1": ...}}`;
-  each record comes back flat, the `metrics` entries beside `step`, `epoch` and `split`.
+  Each record is flat, as slnl_jax/evaluation.py `MetricsLog` writes it: `{"step", "epoch", "split", "loss",
+  "concat_top1", ...}`.
   """
   records = []
   with open(path) as f:
@@ -343,9 +343,9 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
         record = json.loads(line)
       except json.JSONDecodeError as e:
         raise ValueError(f"{path}:{line_number}: not a JSON object ({e.msg})") from None
-      if not isinstance(record, dict) or not isinstance(record.get("metrics", {}), dict):
-        raise ValueError(f"{path}:{line_number}: expected a JSON object with a 'metrics' object, got {line.strip()}")
-      records.append({**{k: v for k, v in record.items() if k != "metrics"}, **record.get("metrics", {})})
+      if not isinstance(record, dict):
+        raise ValueError(f"{path}:{line_number}: expected a JSON object, got {line.strip()}")
+      records.append(record)
   return records
 
 

@@ -150,8 +150,8 @@ def _write_jsonl(path, records):
 
 
 def _record(step, epoch, split, **metrics):
-  """One line as the trainer writes it (slnl_jax/train.py MetricsLog)."""
-  return {"step": step, "epoch": epoch, "split": split, "metrics": metrics}
+  """One line as the trainer writes it (slnl_jax/evaluation.py MetricsLog)."""
+  return {"step": step, "epoch": epoch, "split": split, **metrics}
 
 
 def test_learning_curves_from_metrics_jsonl(tmp_path):
@@ -189,8 +189,8 @@ def test_read_metrics_names_the_bad_line(tmp_path):
   metrics.write_text(json.dumps(_record(1, 0, "train", loss=1.0)) + '\n\n{"step": 2, "metrics": \n')
   with pytest.raises(ValueError, match=r"metrics.jsonl:3: not a JSON object"):
     visualize.read_metrics(metrics)
-  metrics.write_text('{"step": 2, "metrics": [1.0]}\n')
-  with pytest.raises(ValueError, match=r"metrics.jsonl:1: expected a JSON object with a 'metrics' object"):
+  metrics.write_text("[2, 1.0]\n")
+  with pytest.raises(ValueError, match=r"metrics.jsonl:1: expected a JSON object"):
     visualize.read_metrics(metrics)
 
 

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 
 from slnl_jax.models.nonlocal_attention import KINDS, NonLocal
 
-# PyTorch-style BatchNorm statistics (momentum 0.1 there is 0.9 here), as the paper's implementation used.
+# BatchNorm with PyTorch's defaults (momentum 0.1 there is 0.9 here, eps 1e-5): the paper does not give them;
+# our choice, the common one for skeleton CNNs.
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 

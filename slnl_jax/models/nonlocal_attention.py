@@ -223,7 +223,8 @@ class NonLocal(nn.Module):
   Attributes:
     kind: one of `KINDS`.
     features: output channels of W_w.
-    embed_ratio: L = round(embed_ratio * C), at least 1 (the paper uses C/2).
+    embed_ratio: L = round(embed_ratio * C), at least 1. The paper does not give L; C/2 (the default) is our
+      choice, the usual one for embedded-Gaussian non-local blocks (Wang et al. 2018).
     impl: `auto` (per platform and kind, `auto_choices`), `einsum` (explicit softmax), `dot_product_attention`
       (`jax.nn.dot_product_attention`, scale 1, XLA's implementation) or `chunked` (`chunked_attention`, the
       memory-efficient one, with a hand-written backward pass). All compute the same function.
