@@ -75,8 +75,9 @@ class Stream(Architecture):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     b, t, v, c = x.shape
-    # "Data BN": normalise each (joint, coordinate) channel over examples and frames.
-    x = batch_norm(train, self.dtype, "data_bn")(x.reshape(b, t, v * c)).reshape(b, t, v, c)
+    # "Data BN": normalise each (joint, coordinate) channel over examples and frames; in float32 whatever the
+    # compute dtype, since raw coordinates and small velocities lose digits in bfloat16 before normalisation.
+    x = batch_norm(train, jnp.float32, "data_bn")(x.reshape(b, t, v * c)).reshape(b, t, v, c).astype(self.dtype)
     x = TransformNetwork(self.num_joints_out, self.num_systems, self.dtype, name="transform")(x)
     x = FrequencyAttention(self.frequency_attention, self.fa_reduction, self.dtype, name="frequency_attention")(x)
     slnl_block, local_block = SLnLBlock, LocalBlock
@@ -126,8 +127,11 @@ class SLnLrFA(Architecture):
   """SLnL-rFA (Fig. 1): (B, M, T, V, C) clips -> {"position", "velocity", "concat"} float32 (B, classes) logits.
 
   See the module docstring for the data flow and the sown intermediates. The attributes are those of
-  `Architecture` (mirroring `config.model`, see configs/default.py) plus the keyword-only `num_classes`;
-  `dtype` is the computation dtype, params stay float32.
+  `Architecture` (mirroring `config.model`, see configs/default.py) plus the keyword-only `num_classes`.
+
+  `dtype` is the computation dtype of the convolutions and dense layers. With bfloat16 (mixed precision),
+  params, BatchNorm statistics and normalisation of the input, the FFTs of frequency attention, every softmax
+  and log-sum-exp (non-local affinities, losses) and the logits stay float32.
   """
 
   num_classes: int = dataclasses.field(kw_only=True)
@@ -142,9 +146,7 @@ class SLnLrFA(Architecture):
     velocity = jnp.concatenate([jnp.diff(x, axis=2), jnp.zeros_like(x[:, :, :1])], axis=2)
     features = {}
     for name, inputs in (("position", x), ("velocity", velocity)):
-      per_person = Stream(**self.architecture(), name=f"{name}_stream")(
-        inputs.reshape(b * m, t, v, c).astype(self.dtype), train
-      )
+      per_person = Stream(**self.architecture(), name=f"{name}_stream")(inputs.reshape(b * m, t, v, c), train)
       features[name] = merge_persons(per_person.reshape(b, m, -1), present)
     features["concat"] = jnp.concatenate([features["position"], features["velocity"]], axis=-1)
     return {name: nn.Dense(self.num_classes, name=f"head_{name}")(f) for name, f in features.items()}
