@@ -7,6 +7,11 @@ saved before the "model" item existed still restore. Together with data order be
 restoring the latest checkpoint continues a run bit-exactly. Saves are
 atomic (orbax writes to a temporary directory and renames it) and asynchronous; we keep the last `keep`
 checkpoints plus the `keep_best` best ones by evaluation top-1.
+
+Faults stop the run at once with one `CheckpointError` naming the folder, and never cost an earlier checkpoint:
+the folder is checked to be writable when opened, a failed (e.g. disk full) asynchronous save is raised at the
+next save or wait, and a state holding NaN/Inf is never saved (`NonFiniteStateError`), so the latest
+checkpoint is always one to resume from.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from absl import logging
 
@@ -38,7 +44,35 @@ def quiet_orbax_logs() -> None:
 
 
 class CheckpointError(RuntimeError):
-  """A checkpoint that cannot be read or does not fit the current config."""
+  """A checkpoint that cannot be read, written or does not fit the current config."""
+
+
+class NonFiniteStateError(FloatingPointError):
+  """A train state holding NaN/Inf was not saved; the message names the latest (finite) checkpoint."""
+
+
+@jax.jit
+def _all_finite(tree: Any) -> jax.Array:
+  leaves = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+def _reason(e: BaseException) -> str:
+  """An exception as one line: orbax's messages run over several."""
+  return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
+def check_writable(directory: pathlib.Path) -> None:
+  """Creates `directory` and writes a file in it, so that a read-only or missing place fails before training."""
+  probe = directory / f".write_test_{os.getpid()}"
+  try:
+    directory.mkdir(parents=True, exist_ok=True)
+    probe.write_bytes(b"")
+    probe.unlink()
+  except OSError as e:
+    raise CheckpointError(
+      f"cannot write to {directory}: {_reason(e)}; make it writable or use another --workdir"
+    ) from e
 
 
 def _best_fn(metrics: Mapping[str, float]) -> float:
@@ -65,6 +99,8 @@ class Checkpointer:
     if not create and not self.directory.is_dir():
       raise CheckpointError(f"no checkpoint in {self.directory}: train first")
     self._model_info = None if model_info is None else dict(model_info)
+    if create and jax.process_index() == 0:
+      check_writable(self.directory)
     policy = ocp.checkpoint_managers.AnyPreservationPolicy(
       [
         ocp.checkpoint_managers.LatestN(n=keep),
@@ -99,13 +135,26 @@ class Checkpointer:
     return step
 
   def save(self, state: Any, *, metrics: Mapping[str, float] | None = None) -> None:
-    """Saves `state` under its own step (asynchronously; `wait` or `close` to block)."""
+    """Saves `state` under its own step (asynchronously; `wait` or `close` to block).
+
+    Raises:
+      NonFiniteStateError: `state` holds NaN/Inf (nothing is saved).
+      CheckpointError: this or the previous asynchronous save could not be written.
+    """
     step = int(jax.device_get(state.step))
+    if not bool(jax.device_get(_all_finite(state))):
+      last = self.latest_step()
+      where = f"the last checkpoint is {self.directory / str(last)}" if last is not None else "no checkpoint yet"
+      raise NonFiniteStateError(f"not saving step {step}: its train state holds NaN/Inf values; {where}")
     metrics = None if metrics is None else {k: float(v) for k, v in metrics.items()}
     items = {STATE_ITEM: ocp.args.StandardSave(state)}
     if self._model_info is not None:
       items[MODEL_INFO] = ocp.args.JsonSave(self._model_info)
-    self._manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
+    try:
+      # orbax first waits for the previous save, and raises its error.
+      self._manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
+    except Exception as e:
+      raise self._write_error(e) from e
 
   def restore(self, target: Any, step: int) -> Any:
     """Restores checkpoint `step` into the structure, dtypes and shardings of `target`.
@@ -152,11 +201,27 @@ class Checkpointer:
       ) from e
 
   def wait(self) -> None:
-    """Blocks until every pending asynchronous save is on disk."""
-    self._manager.wait_until_finished()
+    """Blocks until every pending asynchronous save is on disk (CheckpointError when one failed)."""
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:
+      raise self._write_error(e) from e
+
+  def _write_error(self, e: Exception) -> CheckpointError:
+    # The step being written is the newest folder orbax started (it leaves a `*.orbax-checkpoint-tmp*` one).
+    pending = sorted(self.directory.glob("*.orbax-checkpoint-tmp*"))
+    folder = self.directory / pending[-1].name.split(".")[0] if pending else self.directory
+    return CheckpointError(
+      f"cannot write checkpoint {folder}: {_reason(e)}. Free space in or fix {self.directory}, then run the same "
+      f"command again: it resumes from checkpoint {self.latest_step()}"
+    )
 
   def close(self) -> None:
-    self._manager.close()
+    """Waits for pending saves and releases the manager (CheckpointError when a save failed)."""
+    try:
+      self._manager.close()
+    except Exception as e:
+      raise self._write_error(e) from e
 
 
 class PreemptionWatcher:

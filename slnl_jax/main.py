@@ -17,6 +17,7 @@ provide them).
 from __future__ import annotations
 
 import os
+import pathlib
 import sys
 from collections.abc import Sequence
 
@@ -103,7 +104,12 @@ def main(argv: Sequence[str]) -> None:
   from slnl_jax.data.errors import SkeletonFormatError
 
   # Errors whose message says all (file, step, head); a traceback would only bury it.
-  errors: tuple[type[Exception], ...] = (checkpointing.CheckpointError, SkeletonFormatError, ConfigError)
+  errors: tuple[type[Exception], ...] = (
+    checkpointing.CheckpointError,
+    checkpointing.NonFiniteStateError,
+    SkeletonFormatError,
+    ConfigError,
+  )
   if needs_config:  # predict and export import neither TensorFlow nor the trainer
     from slnl_jax import train
     from slnl_jax.data.builders import StaleBuildError
@@ -114,6 +120,8 @@ def main(argv: Sequence[str]) -> None:
   if _MODE.value == "export" and not _OUT.value:
     raise app.UsageError("--mode=export needs --out=FILE")
   try:
+    if _MODE.value == "train" and jax.process_index() == 0:
+      checkpointing.check_writable(pathlib.Path(_WORKDIR.value))  # before the data is built, not after
     lines = _run_mode(_CONFIG.value, _WORKDIR.value)
   except errors as e:
     sys.exit(f"error: {e}")
@@ -178,7 +186,10 @@ def cli(argv: Sequence[str] | None = None) -> None:
   """The `slnl-jax` console script: `slnl-jax MODE --flag=...` is `python -m slnl_jax.main --mode=MODE ...`."""
   argv = list(sys.argv[1:] if argv is None else argv)
   if not argv or argv[0] not in MODES:
-    sys.exit(f"usage: slnl-jax {{{','.join(MODES)}}} --workdir=DIR [--config=FILE] [flags]; --helpshort lists them")
+    sys.exit(
+      f"usage: slnl-jax {{{','.join(MODES)}}} --workdir=DIR [--config=FILE] [flags] "
+      "(the flags: python -m slnl_jax.main --helpshort)"
+    )
   sys.argv = [f"slnl-jax {argv[0]}", f"--mode={argv[0]}", *argv[1:]]
   run()
 

@@ -96,3 +96,49 @@ def test_sigterm_sets_the_preemption_flag_and_close_restores_the_handler():
   assert watcher.reached(2)
   watcher.close()
   assert signal.getsignal(signal.SIGTERM) is previous
+
+
+# --- Faults: an unwritable or full folder, non-finite states ----------------------------------------
+
+
+def test_an_unwritable_checkpoint_folder_fails_at_once(tmp_path):
+  (tmp_path / "a_file").write_text("not a folder")  # (root ignores read-only modes; this fails for everyone)
+  with pytest.raises(checkpointing.CheckpointError, match=f"cannot write to {tmp_path / 'a_file' / 'checkpoints'}"):
+    checkpointing.Checkpointer(tmp_path / "a_file" / "checkpoints")
+
+
+def test_a_failed_save_is_one_error_and_the_earlier_checkpoint_stays(tmp_path):
+  import resource
+
+  checkpoints = checkpointing.Checkpointer(tmp_path)
+  checkpoints.save(small_state(seed=1, step=1))
+  checkpoints.wait()
+  soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+  resource.setrlimit(resource.RLIMIT_FSIZE, (100, hard))  # a full disk: writes past 100 bytes fail (EFBIG)
+  try:
+    with pytest.raises(checkpointing.CheckpointError, match=f"cannot write checkpoint {tmp_path / '2'}") as e:
+      checkpoints.save(small_state(step=2))
+      checkpoints.wait()
+    with pytest.raises(checkpointing.CheckpointError, match="resumes from checkpoint 1"):
+      checkpoints.close()  # the disk is still full
+  finally:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+  assert "\n" not in str(e.value) and "File too large" in str(e.value)
+  reopened = checkpointing.Checkpointer(tmp_path)
+  assert reopened.latest_step() == 1
+  for a, b in zip(leaves(small_state(seed=1, step=1)), leaves(reopened.restore(small_state(), 1)), strict=True):
+    np.testing.assert_array_equal(a, b)
+  reopened.close()
+
+
+def test_a_non_finite_state_is_never_saved(tmp_path):
+  checkpoints = checkpointing.Checkpointer(tmp_path)
+  checkpoints.save(small_state(step=1))
+  poisoned = small_state(step=2)
+  poisoned = poisoned.replace(params=jax.tree.map(lambda x: x.at[0].set(jnp.nan), poisoned.params))
+  with pytest.raises(checkpointing.NonFiniteStateError, match=r"step 2: .*NaN/Inf") as e:
+    checkpoints.save(poisoned)
+  assert f"the last checkpoint is {tmp_path / '1'}" in str(e.value)
+  checkpoints.wait()
+  assert checkpoints.latest_step() == 1
+  checkpoints.close()

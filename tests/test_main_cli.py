@@ -155,7 +155,7 @@ def _one_error_line(result) -> str:
 def test_bad_numbers_stop_at_start_up(raw_dir, tmp_path, override, expected):
   result = subprocess.run(command(tmp_path, raw_dir, override), cwd=REPO_ROOT, capture_output=True, text=True)
   assert _one_error_line(result).startswith(expected)
-  assert not (tmp_path / "tfds").exists() and not (tmp_path / "checkpoints").exists()  # stopped before any work
+  assert not (tmp_path / "config.json").exists() and not (tmp_path / "checkpoints").exists()  # before any work
 
 
 def test_a_config_file_error_keeps_its_message(tmp_path):
@@ -167,3 +167,11 @@ def test_a_config_file_error_keeps_its_message(tmp_path):
   )
   line = _one_error_line(result)
   assert line.startswith("error: --config=configs/ablations.py:no_such_base: ") and "no_such_base" in line[60:]
+
+
+def test_an_unwritable_workdir_stops_before_any_work(raw_dir, tmp_path):
+  (tmp_path / "a_file").write_text("")  # a workdir under a file: unwritable even for root
+  result = subprocess.run(
+    command(tmp_path / "a_file" / "run", raw_dir), cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+  )
+  assert _one_error_line(result).startswith(f"error: cannot write to {tmp_path / 'a_file' / 'run'}: ")
