@@ -20,7 +20,7 @@ import tensorflow as tf
 from absl import logging
 from clu import metric_writers
 
-from slnl_jax import input_pipeline, sharding, steps, visualize
+from slnl_jax import input_pipeline, models, sharding, steps, visualize
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,11 +46,11 @@ def evaluate(
     raise ValueError("the evaluation split yielded no examples")
   count = int(totals["count"])
   metrics = {"num_examples": float(count)}
-  for head in steps.HEADS:
+  for head in models.HEADS:
     for name in ("loss", "top1", "top5"):
       metrics[f"{head}_{name}"] = float(totals[f"{head}_{name}"]) / count
   # The summed loss, as in training, and the model's prediction (the concat head) under short names.
-  metrics["loss"] = sum(metrics[f"{head}_loss"] for head in steps.HEADS)
+  metrics["loss"] = sum(metrics[f"{head}_loss"] for head in models.HEADS)
   metrics["top1"], metrics["top5"] = metrics["concat_top1"], metrics["concat_top5"]
   return EvalResult(metrics=metrics, confusion=np.asarray(totals["confusion"]))
 

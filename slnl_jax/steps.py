@@ -26,7 +26,6 @@ from slnl_jax import losses, models, sharding
 
 Batch = Mapping[str, jax.Array]
 Metrics = dict[str, jax.Array]
-HEADS = ("position", "velocity", "concat")
 
 
 class TrainState(train_state.TrainState):

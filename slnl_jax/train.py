@@ -25,7 +25,7 @@ import tensorflow as tf
 from absl import logging
 from tqdm import tqdm
 
-from slnl_jax import checkpointing, evaluation, input_pipeline, losses, sharding, steps
+from slnl_jax import checkpointing, evaluation, input_pipeline, losses, models, sharding, steps
 from slnl_jax.data import builders
 
 
@@ -72,7 +72,7 @@ def _check_finite(metrics: Mapping[str, Any], step: int, checkpoints: checkpoint
   """Raises unless every head's loss and the gradient (hence the new parameters) are finite."""
   problems = [
     f"the {head!r} head's loss is {loss}"
-    for head in steps.HEADS
+    for head in models.HEADS
     if not np.isfinite(loss := float(metrics[f"{head}_loss"]))
   ]
   if not np.isfinite(metrics["grad_norm"]):

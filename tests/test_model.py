@@ -1,5 +1,6 @@
 """SLnL-rFA end to end (Fig. 1): shapes, parameter counts, streams, person merge, heads, dtypes, gradients."""
 
+import dataclasses
 import functools
 
 import jax
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 
 from configs import default, kinetics, ntu60_xsub
-from slnl_jax.models import count_params, create_model, model_summary
-from slnl_jax.models.slnl_rfa import merge_persons
+from slnl_jax.models import HEADS, count_params, create_model, model_summary
+from slnl_jax.models.slnl_rfa import Architecture, merge_persons
 
 B, M, T, V, C = 2, 2, 8, 5, 3
 NUM_CLASSES = 4
@@ -74,7 +75,7 @@ def forward(model):
 def test_outputs_are_float32_logits_and_deterministic(forward, variables):
   x = _clips(0)
   (logits, _), (again, _) = forward(variables, x), forward(variables, x)
-  assert set(logits) == {"position", "velocity", "concat"}
+  assert set(logits) == {"position", "velocity", "concat"} == set(HEADS)
   for name, value in logits.items():
     assert value.shape == (B, NUM_CLASSES) and value.dtype == jnp.float32
     assert np.isfinite(value).all()
@@ -272,6 +273,7 @@ def test_model_summary_reports_parameters_and_flops(model, variables):
     ("kernel_sizes", (3,), "kernel_sizes"),
     ("num_slnl_blocks", 3, "num_slnl_blocks"),
     ("pool_every", 0, "pool_every"),
+    ("nonlocal_implementation", "einsum", r"config\.model\.nonlocal_implementation is not a setting of SLnLrFA"),
   ],
 )
 def test_bad_model_config_is_rejected(key, value, match):
@@ -279,3 +281,10 @@ def test_bad_model_config_is_rejected(key, value, match):
   config.model[key] = value
   with pytest.raises(ValueError, match=match):
     create_model(config)
+
+
+def test_config_model_declares_the_module_settings_and_defaults():
+  """configs/default.py `config.model` has exactly the module's settings (besides dtype), with equal defaults."""
+  fields = {f.name: f.default for f in dataclasses.fields(Architecture) if f.name not in ("parent", "name", "dtype")}
+  config = default.get_config().model
+  assert {name: tuple(v) if isinstance(v, list | tuple) else v for name, v in config.items()} == fields

@@ -108,7 +108,7 @@ def test_overfits_a_real_batch(shared_data):
     first = first or float(metrics["loss"])
   assert float(metrics["loss"]) < 0.02 * first
   assert float(metrics["loss"]) < 0.05
-  for head in steps.HEADS:
+  for head in models.HEADS:
     assert float(metrics[f"{head}_top1"]) == 1.0
 
 
@@ -137,13 +137,13 @@ def test_evaluate_counts_every_example_once():
 
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   expected_confusion = np.zeros((8, 8), int)
-  correct = {head: [0, 0] for head in steps.HEADS}
-  loss_sum = dict.fromkeys(steps.HEADS, 0.0)
+  correct = {head: [0, 0] for head in models.HEADS}
+  loss_sum = dict.fromkeys(models.HEADS, 0.0)
   # One unpadded forward pass (evaluation mode: examples do not interact), then a loop per example.
   x = np.concatenate([inference.prepare_clip(skeleton, config) for skeleton in skeletons])
   outputs = jax.jit(functools.partial(model.apply, train=False))(variables, x)
   for i, label in enumerate(labels):
-    for head in steps.HEADS:
+    for head in models.HEADS:
       ranking = list(np.argsort(-np.asarray(outputs[head][i])))
       correct[head][0] += ranking[0] == label
       correct[head][1] += label in ranking[:5]
@@ -151,7 +151,7 @@ def test_evaluate_counts_every_example_once():
     expected_confusion[label, int(np.argmax(outputs["concat"][i]))] += 1
   np.testing.assert_array_equal(result.confusion, expected_confusion)
   assert result.metrics["num_examples"] == 7
-  for head in steps.HEADS:
+  for head in models.HEADS:
     assert result.metrics[f"{head}_top1"] == pytest.approx(correct[head][0] / 7)
     assert result.metrics[f"{head}_top5"] == pytest.approx(correct[head][1] / 7)
     assert result.metrics[f"{head}_loss"] == pytest.approx(loss_sum[head] / 7, rel=1e-4)

@@ -42,6 +42,8 @@ from slnl_jax.models.nonlocal_attention import KINDS
 from slnl_jax.models.transform import TransformNetwork
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# The keys of SLnLrFA's output, one classifier head each; "concat" is the model's prediction.
+HEADS = ("position", "velocity", "concat")
 
 
 class Architecture(nn.Module):
@@ -153,8 +155,17 @@ class SLnLrFA(Architecture):
 
 
 def create_model(config: ml_collections.ConfigDict) -> SLnLrFA:
-  """Builds SLnL-rFA from `config.model`, `config.dataset.num_classes` and `config.dtype`."""
+  """`SLnLrFA(**config.model)` with `config.dataset.num_classes` and `config.dtype`.
+
+  `config.model` declares the settings once: its keys are `Architecture`'s fields (besides `dtype`) with the
+  same defaults (configs/default.py), so a key the model does not know is an error, not ignored.
+  """
   model = config.model
+  fields = {f.name for f in dataclasses.fields(Architecture)} - {"parent", "name", "dtype"}
+  if unknown := sorted(set(model) - fields):
+    raise ValueError(
+      f"config.model.{unknown[0]} is not a setting of SLnLrFA (its settings: {', '.join(sorted(fields))})"
+    )
   if config.dtype not in DTYPES:
     raise ValueError(f"config.dtype must be one of {tuple(DTYPES)}, got {config.dtype!r}")
   if len(model.kernel_sizes) != len(model.channels):
@@ -173,24 +184,8 @@ def create_model(config: ml_collections.ConfigDict) -> SLnLrFA:
     )
   if model.pool_every < 1:
     raise ValueError(f"config.model.pool_every must be >= 1, got {model.pool_every}")
-  return SLnLrFA(
-    num_classes=config.dataset.num_classes,
-    num_joints_out=model.num_joints_out,
-    num_systems=model.num_systems,
-    frequency_attention=model.frequency_attention,
-    fa_reduction=model.fa_reduction,
-    channels=tuple(model.channels),
-    kernel_sizes=tuple(model.kernel_sizes),
-    num_slnl_blocks=model.num_slnl_blocks,
-    pool_every=model.pool_every,
-    nonlocal_kinds=tuple(model.nonlocal_kinds),
-    nonlocal_impl=model.nonlocal_impl,
-    embed_ratio=model.embed_ratio,
-    dropout_rate=model.dropout_rate,
-    remat=model.remat,
-    dtype=DTYPES[config.dtype],
-    conv_kernel_grad=model.conv_kernel_grad,
-  )
+  settings = {name: tuple(value) if isinstance(value, list | tuple) else value for name, value in model.items()}
+  return SLnLrFA(**settings, num_classes=config.dataset.num_classes, dtype=DTYPES[config.dtype])
 
 
 def count_params(tree: Any) -> int:
