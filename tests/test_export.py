@@ -1,6 +1,8 @@
 """tools/export.py: the exported program against the in-process Predictor, and run by a process with jax alone."""
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 
@@ -9,9 +11,11 @@ import numpy as np
 import pytest
 from test_inference import CLASS_NAMES, tiny_config, write_workdir
 
+from slnl_jax.data import readers
 from slnl_jax.inference import Predictor
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
 
 # What a user writes to run the file: jax and numpy, no flax, TensorFlow or project code.
 LOADER = """
@@ -75,3 +79,24 @@ def test_a_process_with_jax_alone_runs_the_file(exported, tmp_path):
   [[(name, probability)]] = predictor.predict([clip], top_k=1)
   assert out["top"] == name
   np.testing.assert_allclose(max(out["p"]), probability, rtol=1e-6)
+
+
+def test_the_readme_example_classifies_a_raw_file_and_a_stream(exported, tmp_path, shared_data):
+  predictor, path = exported
+  code = re.search(r"<!-- readme-example: exported -->\n```python\n(.*?)```", README, re.DOTALL)
+  assert code, "README has no example marked 'exported'"
+  name = "S001C001P001R001A001.skeleton"
+  shutil.copy(shared_data / "ntu_rgbd" / "nturgb+d_skeletons" / name, tmp_path / name)
+  shutil.copy(path, tmp_path / "model.jaxexport")
+  shutil.copy(path.with_suffix(".json"), tmp_path / "model.json")
+  result = subprocess.run(
+    [sys.executable, "-c", code.group(1)], cwd=tmp_path, capture_output=True, text=True, check=False
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  clip = readers.read_file(tmp_path / name).skeleton
+  [[(top, probability)]] = predictor.predict([clip], top_k=1)
+  lines = result.stdout.splitlines()
+  assert lines[0].split()[:2] == ["clip:", top]
+  np.testing.assert_allclose(float(lines[0].split()[2]), probability, rtol=1e-5)
+  expected = [f"frames {w.start}-{w.end - 1}: {w.top[0][0]}" for w in predictor.stream(clip, window=32, stride=16)]
+  assert [line.rsplit(" ", 1)[0] for line in lines[1:]] == expected
