@@ -8,27 +8,41 @@ batch of the config's input shape. FLOPs per step come from XLA's cost analysis 
 denominator is, on CPU, a float32 peak measured here (fastest of 20 runs of a large jitted matmul, all cores); on
 GPU/TPU, the vendor's dense peak for the dtype (table below; unknown devices print "n/a"). Peak host memory is
 the process's max RSS; peak device memory comes from `memory_stats()` where the backend has it.
+
+  python benchmarks/train_step.py --config=configs/ntu60_xsub.py --lower_for=cuda,tpu
+
+lowers the same step for other platforms from any machine (`jax.export`, no device needed, nothing runs) and
+prints per platform the non-local implementation of each SLnL block, the convolution kernel gradient, the
+number of serial loops (`stablehlo.while` ops) in the lowered module and the largest trip count among them.
 """
 
 from __future__ import annotations
 
+import re
 import resource
 import statistics
 import time
+from collections import Counter
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from absl import app, flags
+from jax import export
 from ml_collections import config_flags
 
 from slnl_jax import losses, models, sharding, steps
+from slnl_jax.models import nonlocal_attention
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ntu60_xsub.py", "Model/data config.")
 _BATCH = flags.DEFINE_integer("batch_size", None, "Global batch size (default: config.train.batch_size).")
 _STEPS = flags.DEFINE_integer("steps", None, "Timed steps after warm-up (default: 20 on accelerators, 5 on CPU).")
 _DTYPE = flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"], "Compute dtype (default: config.dtype).")
 _WARMUP = flags.DEFINE_integer("warmup", 1, "Untimed steps after compilation.")
+_LOWER_FOR = flags.DEFINE_list(
+  "lower_for", None, "Only lower the step for these platforms (cpu, cuda, rocm, tpu) and count its serial loops."
+)
 _COMPILE_ONLY = flags.DEFINE_bool(
   "compile_only", False, "Stop after compiling: FLOPs and XLA's memory plan, no steps (sizes any device's need)."
 )
@@ -86,12 +100,95 @@ def model_flops(config, mesh, model, state, batch, lr_fn) -> float:
   return float(cost.get("flops", float("nan")))
 
 
+# The Pallas GPU kernels are Triton custom calls, which jax.export only writes when told that the module is
+# not meant to outlive this jax version (here it is only inspected).
+_TRITON = export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")
+
+
+def serial_loops(module_text: str) -> list[int | None]:
+  """The trip count of every `stablehlo.while` in a StableHLO module's text (None: not a counted loop).
+
+  lax.map / lax.scan / fori_loop lower to a while whose condition is `compare LT, counter, constant`; the
+  constant is looked up among the constants of the enclosing function.
+  """
+  trips: list[int | None] = []
+  constants: dict[str, int] = {}
+  in_condition = False
+  for line in module_text.splitlines():
+    if "func.func" in line:
+      constants = {}
+    if constant := re.search(r"(%[\w#]+) = stablehlo\.constant dense<(-?\d+)> : tensor<[iu]\d+>", line):
+      constants[constant[1]] = int(constant[2])
+    if "stablehlo.while" in line:
+      trips.append(None)
+      in_condition = True
+    elif in_condition and (compare := re.search(r"stablehlo\.compare\s+LT, %[\w#]+, (%[\w#]+)", line)):
+      trips[-1] = constants.get(compare[1])
+      in_condition = False
+  return trips
+
+
+def nonlocal_choices(config: ml_collections.ConfigDict, platform: str) -> list[str]:
+  """Per non-local kind, the implementation each SLnL block runs on `platform`, with its P (positions)."""
+  model = config.model
+  frames, joints = config.dataset.num_frames, model.num_joints_out
+  choices: dict[str, list[str]] = {kind: [] for kind in model.nonlocal_kinds}
+  for i in range(model.num_slnl_blocks):
+    for kind in model.nonlocal_kinds:
+      positions = {"temporal": frames, "spatial": joints, "spatio_temporal": frames * joints}[kind]
+      name = model.nonlocal_impl
+      if name == "auto":
+        table = nonlocal_attention.auto_choices(kind, positions)
+        name = table.get(platform, table["default"])
+      choices[kind].append(f"{name} (P={positions})")
+    if (i + 1) % model.pool_every == 0 and i + 1 < len(model.channels):
+      frames, joints = frames // 2, joints // 2
+  return [f"{kind}: " + ", ".join(f"block {i} {c}" for i, c in enumerate(cs)) for kind, cs in choices.items()]
+
+
+def lower_for(config: ml_collections.ConfigDict, batch_size: int, platforms: list[str]) -> None:
+  """Prints, per platform, what the trainer's step lowers to: implementations, serial loops, largest trip count."""
+  mesh = sharding.make_mesh()
+  lr_fn = steps.create_learning_rate_fn(config, steps_per_epoch=1000)
+  model = models.create_model(config)
+  state = jax.eval_shape(lambda: steps.create_train_state(config, model, steps.create_optimizer(config, lr_fn), mesh))
+  batch = steps.abstract_batch(config, batch_size, mesh)
+  step = steps.jit_train_step(mesh, losses.get_loss_fn(config.loss), lr_fn)
+  print(
+    f"config: batch {batch_size}, input {steps.input_shape(config, batch_size)}, dtype {config.dtype}, "
+    f"nonlocal {config.model.nonlocal_impl}, conv kernel grad {config.model.conv_kernel_grad}"
+  )
+  for platform in platforms:
+    start = time.perf_counter()
+    lowered = export.export(step, platforms=(platform,), disabled_checks=[_TRITON])(state, batch)
+    text = lowered.mlir_module()
+    trips = serial_loops(text)
+    kernels = Counter(re.findall(r'(?:custom_call @|call_target_name = ")([\w$.]+)', text))
+    kernel_grad = config.model.conv_kernel_grad
+    if kernel_grad == "auto":
+      kernel_grad = "matmul" if platform == "cpu" else "xla"
+    counted = [t for t in trips if t is not None]
+    rows = [
+      ("serial loops (stablehlo.while)", f"{len(trips)}"),
+      ("largest trip count", f"{max(counted)}" if counted else "-"),
+      ("conv kernel gradient", kernel_grad),
+      *(("non-local " + line.split(":")[0], line.split(": ", 1)[1]) for line in nonlocal_choices(config, platform)),
+      ("custom calls (in the module text)", ", ".join(f"{k} x {n}" for k, n in sorted(kernels.items())) or "-"),
+      ("lowering time", f"{time.perf_counter() - start:.1f} s"),
+    ]
+    print(f"--- {platform}")
+    print_rows(rows)
+
+
 def main(argv: list[str]) -> None:
   del argv
   config = _CONFIG.value
   if _DTYPE.value:
     config.dtype = _DTYPE.value
   batch_size = _BATCH.value or config.train.batch_size
+  if _LOWER_FOR.value:
+    lower_for(config, batch_size, _LOWER_FOR.value)
+    return
   on_cpu = jax.devices()[0].platform == "cpu"
   num_steps = _STEPS.value or (5 if on_cpu else 20)
   sharding.check_batch_size(batch_size, "--batch_size")
