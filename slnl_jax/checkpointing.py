@@ -33,13 +33,21 @@ BEST_METRIC = "concat_top1"  # eval top-1 of the concatenated head, the model's 
 STATE_ITEM, MODEL_INFO = "default", "model"  # "default": the name orbax gave the single item of older checkpoints
 
 
+# Orbax warns at every save without metrics once a best-k policy is set; the trainer saves between evaluations
+# (and on preemption) without metrics on purpose.
+_EXPECTED_ORBAX_WARNINGS = ("Requested `tracked_metric`; did not provide metrics.",)
+
+
 class _DropOrbaxInfo(logging_lib.Filter):
   def filter(self, record: logging_lib.LogRecord) -> bool:
-    return record.levelno >= logging_lib.WARNING or f"{os.sep}orbax{os.sep}" not in record.pathname
+    if f"{os.sep}orbax{os.sep}" not in record.pathname:
+      return True
+    return record.levelno >= logging_lib.WARNING and record.getMessage() not in _EXPECTED_ORBAX_WARNINGS
 
 
 def quiet_orbax_logs() -> None:
-  """Drops orbax's per-save INFO chatter (dozens of lines per checkpoint) from absl's log; keeps its warnings."""
+  """Drops orbax's per-save INFO chatter (dozens of lines per checkpoint) from absl's log; keeps its warnings
+  but the expected one of every save between evaluations."""
   logging.get_absl_handler().addFilter(_DropOrbaxInfo())
 
 
@@ -165,6 +173,31 @@ class Checkpointer:
     """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     return self._restore(step, ocp.args.StandardRestore(abstract))
+
+  def restore_latest(self, target: Any) -> tuple[Any, int | None]:
+    """The newest checkpoint that restores, as (state, step); (target, None) when there is none.
+
+    A checkpoint that cannot be restored (e.g. truncated by a crash) is renamed `<step>.unreadable` (kept, not
+    deleted) with a warning, and the one before it is tried; when none restores, the newest one's error is raised.
+    """
+    unreadable: list[tuple[int, CheckpointError]] = []
+    for step in sorted(self._manager.all_steps(), reverse=True):
+      try:
+        state = self.restore(target, step)
+      except CheckpointError as e:
+        unreadable.append((step, e))
+        continue
+      for bad, error in unreadable:
+        aside = self.directory / f"{bad}.unreadable"
+        if jax.process_index() == 0:
+          (self.directory / str(bad)).rename(aside)
+        logging.warning("%s; moved it to %s and resumed from checkpoint %d", error, aside, step)
+      if unreadable:
+        self._manager.reload()
+      return state, step
+    if unreadable:
+      raise unreadable[0][1]
+    return target, None
 
   def restore_variables(self, step: int, abstract: Mapping[str, Any]) -> dict[str, Any]:
     """Only the model variables of checkpoint `step` ({"params", "batch_stats"}, not the optimiser's moments).

@@ -53,7 +53,13 @@ _CACHE_DIR = flags.DEFINE_string(
   "Persistent XLA compilation cache ('' disables it); repeated runs skip most compile time.",
 )
 flags.mark_flags_as_required(["workdir"])
+flags.register_validator(
+  "checkpoint", lambda value: value in ("best", "latest") or value.isdigit(), "must be 'best', 'latest' or a number"
+)
 _CONFIG_FILE_ERROR = "Error whilst parsing config file"
+# A preempted (SIGTERM) run saved a checkpoint and stopped early: EX_TEMPFAIL of sysexits.h, "try again later".
+# Requeue on it; the same command resumes.
+PREEMPTED_EXIT_CODE = 75
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -87,6 +93,7 @@ def main(argv: Sequence[str]) -> None:
   from slnl_jax import checkpointing, sharding
 
   checkpointing.quiet_orbax_logs()
+  sharding.quiet_platform_logs()
 
   sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   needs_config = _MODE.value in ("train", "eval")
@@ -147,7 +154,8 @@ def _run_mode(config, workdir: str) -> list[str]:
   else:
     metrics, what = train.evaluate_checkpoint(config, workdir, _CHECKPOINT.value), "eval"
   if not metrics:  # preempted: the log says where it stopped
-    return []
+    logging.flush()
+    sys.exit(PREEMPTED_EXIT_CODE)
   return [
     f"{what} on {int(metrics['num_examples'])} examples: top-1 {100 * metrics['top1']:.2f}%, "
     f"top-5 {100 * metrics['top5']:.2f}% (concat head)"

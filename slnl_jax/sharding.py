@@ -9,6 +9,7 @@ TPU slice or several hosts (no pmap).
 from __future__ import annotations
 
 import itertools
+import logging as logging_lib
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -26,6 +27,18 @@ _COMPILE_TIMEOUT_S = 3600  # how long processes wait for the slowest one to comp
 
 # Environment variables that mean "this process is one of several": jax's own, SLURM and Open MPI.
 _MULTIHOST_ENV = ("JAX_COORDINATOR_ADDRESS", "OMPI_MCA_orte_hnp_uri")
+
+
+class _DropPlatformProbing(logging_lib.Filter):
+  def filter(self, record: logging_lib.LogRecord) -> bool:
+    return record.levelno >= logging_lib.WARNING or record.name != "jax._src.xla_bridge"
+
+
+def quiet_platform_logs() -> None:
+  """Drops jax's INFO lines about the platforms it probes (e.g. "Unable to initialize backend 'tpu'") and, when
+  called before TensorFlow is imported, TensorFlow's C++ INFO lines (CPU instruction sets, oneDNN)."""
+  logging.get_absl_handler().addFilter(_DropPlatformProbing())
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 
 def _launched_by_cluster() -> bool:

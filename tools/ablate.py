@@ -27,7 +27,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from configs import ablations
-from slnl_jax import ablation, checkpointing
+from slnl_jax import ablation, checkpointing, sharding
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The full model's config, e.g. configs/msr_action3d_cpu.py.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for every run and the report.")
@@ -48,6 +48,7 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   checkpointing.quiet_orbax_logs()
+  sharding.quiet_platform_logs()
   if _CACHE_DIR.value:
     jax.config.update("jax_compilation_cache_dir", _CACHE_DIR.value)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
