@@ -85,6 +85,17 @@ class MetricsLog:
       with self._path.open("a") as f:
         f.write(json.dumps(record) + "\n")
 
+  def drop_after(self, step: int) -> None:
+    """Removes the lines of steps after `step` (a run resumed there logs them again, instead of twice)."""
+    if not (self._primary and self._path.exists()):
+      return
+    lines = self._path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    if len(kept) < len(lines):
+      partial = self._path.with_suffix(".jsonl.tmp")
+      partial.write_text("".join(kept))
+      partial.replace(self._path)  # atomic: a crash leaves the old or the new file, never half of one
+
   def close(self) -> None:
     self._writer.flush()
     self._writer.close()

@@ -9,9 +9,10 @@ r"""Command line: train, evaluate, apply or export SLnL-rFA (installed as `slnl-
 
 predict and export need no --config: the model config and class names are stored with the checkpoint.
 
-Training resumes from the latest checkpoint in --workdir. On several hosts run the same command on each,
-adding --coordinator_address=HOST0:PORT --num_processes=N --process_id=I (or let SLURM / Open MPI / Cloud TPU
-provide them).
+Training resumes from the latest checkpoint in --workdir; a SIGTERM saves one and exits with code 75
+(PREEMPTED_EXIT_CODE: requeue the job on it). A user mistake is one `error:` line and exit code 1. On several
+hosts run the same command on each, adding --coordinator_address=HOST0:PORT --num_processes=N --process_id=I
+(or let SLURM / Open MPI / Cloud TPU provide them).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import optax
 from flax.training import train_state
 
 from slnl_jax import losses, models, sharding
+from slnl_jax.config_checks import ConfigError
 
 Batch = Mapping[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -39,14 +40,14 @@ def steps_per_epoch(config: ml_collections.ConfigDict, num_train: int) -> int:
   """Full global batches in the train split, or `config.train.steps_per_epoch` when set (must be <=)."""
   available = num_train // config.train.batch_size
   if available == 0:
-    raise ValueError(
+    raise ConfigError(
       f"the train split has {num_train} examples, fewer than config.train.batch_size={config.train.batch_size}"
     )
   requested = config.train.steps_per_epoch
   if requested <= 0:
     return available
   if requested > available:
-    raise ValueError(
+    raise ConfigError(
       f"config.train.steps_per_epoch={requested} exceeds the {available} full batches of the train "
       f"split ({num_train} examples, batch {config.train.batch_size})"
     )

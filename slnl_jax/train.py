@@ -151,7 +151,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 
   Raises:
     NonFiniteLossError: a head's loss became NaN/Inf (the last good checkpoint is kept).
-    checkpointing.CheckpointError: the latest checkpoint cannot be restored.
+    checkpointing.CheckpointError: no checkpoint can be restored (an unreadable newest one is moved aside,
+      with a warning, and the previous one resumed).
   """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
@@ -174,9 +175,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 
   total_steps = steps.total_steps(config, data.num_train)
   checkpoints = create_checkpointer(config, workdir, data.class_names)
-  latest = checkpoints.latest_step()
+  state, latest = checkpoints.restore_latest(state)
   if latest is not None:
-    state = checkpoints.restore(state, latest)
     logging.info("resumed from %s", checkpoints.directory / str(latest))
   step = int(jax.device_get(state.step))
   logging.info(
@@ -187,6 +187,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     max(total_steps - step, 0),
   )
   log = evaluation.MetricsLog(workdir)
+  log.drop_after(step)  # lines logged after the checkpoint (a crash, a fallback) are logged again below
   preemption = checkpointing.PreemptionWatcher()
   eval_metrics: dict[str, float] = {}
   try:

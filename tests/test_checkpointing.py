@@ -142,3 +142,37 @@ def test_a_non_finite_state_is_never_saved(tmp_path):
   checkpoints.wait()
   assert checkpoints.latest_step() == 1
   checkpoints.close()
+
+
+def _corrupt(folder):
+  data_files = [p for p in folder.rglob("*") if p.is_file() and p.parent.name == "d"]
+  assert data_files
+  for path in data_files:
+    path.write_bytes(b"garbage")
+
+
+def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path):
+  checkpoints = checkpointing.Checkpointer(tmp_path)
+  for step in (1, 2, 3):
+    checkpoints.save(small_state(seed=step, step=step))
+  checkpoints.wait()
+  checkpoints.close()
+  _corrupt(tmp_path / "3")
+  checkpoints = checkpointing.Checkpointer(tmp_path)
+  state, step = checkpoints.restore_latest(small_state())
+  assert step == 2 and checkpoints.latest_step() == 2
+  for a, b in zip(leaves(small_state(seed=2, step=2)), leaves(state), strict=True):
+    np.testing.assert_array_equal(a, b)
+  assert (tmp_path / "3.unreadable").is_dir() and not (tmp_path / "3").exists()  # kept aside, not deleted
+  checkpoints.save(small_state(seed=5, step=3))  # the resumed run writes step 3 again
+  checkpoints.wait()
+  assert checkpoints.latest_step() == 3
+  checkpoints.close()
+  for step in (1, 2, 3):
+    _corrupt(tmp_path / str(step))
+  checkpoints = checkpointing.Checkpointer(tmp_path)
+  with pytest.raises(checkpointing.CheckpointError, match=f"cannot restore checkpoint {tmp_path / '3'}"):
+    checkpoints.restore_latest(small_state())  # nothing restores: the newest one's error, nothing moved
+  assert (tmp_path / "3").is_dir()
+  checkpoints.close()
+  assert checkpointing.Checkpointer(tmp_path / "empty").restore_latest(small_state())[1] is None

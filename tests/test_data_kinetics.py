@@ -76,6 +76,13 @@ def test_first_person_values(shared_data):
   assert clip.label == 58  # the file's own label_index when none is given
 
 
+def test_a_utf8_byte_order_mark_is_accepted(shared_data, tmp_path):
+  path = _clip_path(shared_data, "__U_scuxNlQ")
+  bom_path = tmp_path / path.name
+  bom_path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+  np.testing.assert_array_equal(kinetics.read_clip(bom_path).skeleton, kinetics.read_clip(path).skeleton)
+
+
 def test_scores_above_one_are_kept(shared_data):
   clip = kinetics.read_clip(_clip_path(shared_data, "__lt03EF4ao"))
   assert clip.skeleton[..., 2].max() == pytest.approx(1.176, abs=1e-6)

@@ -116,6 +116,14 @@ def test_crlf_and_lf_give_the_same_clip(shared_data, tmp_path):
   assert crlf.meta == lf.meta
 
 
+def test_a_utf8_byte_order_mark_is_accepted(shared_data, tmp_path):
+  # Windows editors write one at the start of a file they save.
+  path = _ntu_dir(shared_data) / "S001C001P001R001A011.skeleton"
+  bom_path = tmp_path / path.name
+  bom_path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+  np.testing.assert_array_equal(ntu.read_skeleton(bom_path).skeleton, ntu.read_skeleton(path).skeleton)
+
+
 def test_missing_skeleton_lists(shared_data):
   matlab = shared_data / "ntu_rgbd" / "Matlab"
   ntu60 = ntu.read_missing_list(matlab / "NTU_RGBD_samples_with_missing_skeletons.txt")

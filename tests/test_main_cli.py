@@ -2,6 +2,7 @@
 files, a mistyped config key, and SIGTERM leaving a checkpoint that the next start resumes from."""
 
 import json
+import os
 import pathlib
 import re
 import signal
@@ -12,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from slnl_jax import main
 from slnl_jax.data import synthetic
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -126,7 +128,7 @@ def test_sigterm_saves_and_the_next_start_resumes(raw_dir, tmp_path):
   finally:
     if process.poll() is None:
       process.kill()
-  assert process.returncode == 0, stderr[-5000:]
+  assert process.returncode == main.PREEMPTED_EXIT_CODE == 75, stderr[-5000:]  # schedulers requeue on it
   saved = int(re.search(r"preempted: saved step (\d+)", stderr)[1])
   assert saved >= 3
   assert (workdir / "checkpoints" / str(saved)).is_dir()
@@ -175,3 +177,20 @@ def test_an_unwritable_workdir_stops_before_any_work(raw_dir, tmp_path):
     command(tmp_path / "a_file" / "run", raw_dir), cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
   )
   assert _one_error_line(result).startswith(f"error: cannot write to {tmp_path / 'a_file' / 'run'}: ")
+
+
+def test_a_batch_the_devices_cannot_split_stops_at_start_up(raw_dir, tmp_path):
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+  result = subprocess.run(
+    command(tmp_path, raw_dir, "--config.train.batch_size=3"), cwd=REPO_ROOT, capture_output=True, text=True, env=env
+  )
+  assert _one_error_line(result) == (
+    "error: config.train.batch_size=3 must be a multiple of the number of devices (2 over 1 process(es))"
+  )
+
+
+def test_a_bad_checkpoint_flag_is_one_line(raw_dir, tmp_path):
+  result = subprocess.run(
+    command(tmp_path, raw_dir, "--mode=eval", "--checkpoint=abc"), cwd=REPO_ROOT, capture_output=True, text=True
+  )
+  assert _one_error_line(result) == "error: flag --checkpoint=abc: must be 'best', 'latest' or a number"

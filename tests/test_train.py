@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from configs import demo
 from slnl_jax import checkpointing, evaluation, inference, input_pipeline, losses, models, sharding, steps, train
+from slnl_jax.config_checks import ConfigError
 from slnl_jax.data import msr_action3d, synthetic
 
 
@@ -75,7 +76,7 @@ def test_steps_per_epoch_checks_the_split():
   config = tiny_config()
   assert steps.steps_per_epoch(config, 10) == 2  # batch 4, remainder dropped
   config.train.steps_per_epoch = 3
-  with pytest.raises(ValueError, match="steps_per_epoch=3 exceeds the 2 full batches"):
+  with pytest.raises(ConfigError, match="steps_per_epoch=3 exceeds the 2 full batches"):
     steps.steps_per_epoch(config, 10)
 
 
@@ -174,13 +175,21 @@ def _final_params(config, workdir):
 
 
 def test_resume_is_bit_exact(synthetic_config, tmp_path):
-  """6 steps straight equal 4 steps (stopping mid-epoch 2), a restart, and 2 more."""
+  """6 steps straight equal 4 steps (stopping mid-epoch 2), a restart, and 2 more.
+
+  Checkpoint 4 is truncated before the restart (a crash while writing it): the restart moves it aside, resumes
+  from checkpoint 2 and logs steps 3-4 again, once each.
+  """
   config = synthetic_config
   straight = train.train_and_evaluate(config, tmp_path / "straight")
   config_a = config.copy_and_resolve_references()
   config_a.train.max_steps = 4
   train.train_and_evaluate(config_a, tmp_path / "resumed")
+  for path in (tmp_path / "resumed" / "checkpoints" / "4").rglob("*"):
+    if path.is_file() and path.parent.name == "d":
+      path.write_bytes(b"garbage")
   resumed = train.train_and_evaluate(config, tmp_path / "resumed")
+  assert (tmp_path / "resumed" / "checkpoints" / "4.unreadable").is_dir()  # kept, not deleted
 
   step_a, state_a = _final_params(config, tmp_path / "straight")
   step_b, state_b = _final_params(config, tmp_path / "resumed")

@@ -27,11 +27,12 @@ class SkeletonFormatError(ValueError):
 def read_lines(path: str | os.PathLike) -> list[str]:
   """A UTF-8 text file's lines without their LF or CRLF ending; unreadable files raise `SkeletonFormatError`.
 
-  Splits on "\n" only (not `splitlines`), so line numbers in errors match what an editor shows.
+  Splits on "\n" only (not `splitlines`), so line numbers in errors match what an editor shows. A UTF-8 byte
+  order mark (Windows editors write one) is dropped.
   """
   try:
     with open(path, "rb") as f:
-      text = f.read().decode("utf-8")
+      text = f.read().decode("utf-8-sig")
   except OSError as e:
     raise SkeletonFormatError(path, f"cannot read the file: {e.strerror}") from e
   except UnicodeDecodeError as e:
