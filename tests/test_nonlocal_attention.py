@@ -155,6 +155,8 @@ def test_auto_choices_per_platform_and_kind():
   }
   off_block = nonlocal_attention.auto_choices("spatio_temporal", 3 * block // 2)
   assert (off_block["cuda"], off_block["tpu"]) == ("einsum", "einsum")
+  no_kernels = nonlocal_attention.auto_choices("spatio_temporal", 32 * block, kernels=False)
+  assert (no_kernels["cpu"], no_kernels["cuda"], no_kernels["tpu"]) == ("chunked", "einsum", "einsum")
 
 
 @pytest.mark.parametrize("impl", ["einsum", "dot_product_attention"])

@@ -14,6 +14,7 @@ block and the non-local branch grows from there (the non-local paper's zero-init
 """
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -174,24 +175,45 @@ def tpu_flash_attention(query: jax.Array, key: jax.Array, value: jax.Array) -> j
   return tpu_attention.flash_attention(query[:, None], key[:, None], value[:, None], sm_scale=1.0)[:, 0]
 
 
+def per_shard(kernel: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
+  """`kernel` on each device's share of the groups when traced under a multi-device mesh (`jax.set_mesh`).
+
+  XLA cannot partition a Pallas kernel (an opaque custom call): given batch-sharded inputs it would gather the
+  whole batch onto every device and run the kernel there. Groups are independent, so under a mesh the kernel is
+  `jax.shard_map`ped over the group axis split across all mesh axes (the data-parallel batch), when it divides.
+  """
+
+  def apply(query: jax.Array, key: jax.Array, value: jax.Array) -> jax.Array:
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or mesh.size == 1 or query.shape[0] % mesh.size:
+      return kernel(query, key, value)
+    spec = jax.sharding.PartitionSpec(mesh.axis_names)
+    return jax.shard_map(kernel, mesh=mesh, in_specs=(spec, spec, spec), out_specs=spec, check_vma=False)(
+      query, key, value
+    )
+
+  return apply
+
+
 ATTENTIONS = {
   "einsum": einsum_attention,
   "chunked": chunked_attention,
-  "gpu_flash": gpu_flash_attention,
-  "tpu_flash": tpu_flash_attention,
+  "gpu_flash": per_shard(gpu_flash_attention),
+  "tpu_flash": per_shard(tpu_flash_attention),
 }
 
 
-def auto_choices(kind: str, positions: int) -> dict[str, str]:
+def auto_choices(kind: str, positions: int, *, kernels: bool = True) -> dict[str, str]:
   """The attention `impl="auto"` runs for `kind` and P = `positions`, per platform (keys of `ATTENTIONS`).
 
   - cpu: `chunked` for every kind, the fastest and leanest on XLA:CPU (benchmarks/README.md).
   - cuda, tpu: the temporal and spatial affinities are tiny (P = T or N), so one batched `einsum` over all
     groups; the spatio-temporal one (P = T*N, 4096 at NTU size: 64 MiB per clip in float32) goes through the
-    platform's Pallas flash-attention kernel, or the einsum when P is not a multiple of FLASH_BLOCK.
+    platform's Pallas flash-attention kernel, or the einsum when P is not a multiple of FLASH_BLOCK or the
+    kernels cannot be used (`kernels=False`, see `auto_attention`).
   - any other platform (rocm, ...): `einsum` for temporal/spatial, `chunked` (memory-safe) for spatio-temporal.
   """
-  flash = positions % FLASH_BLOCK == 0
+  flash = kernels and positions % FLASH_BLOCK == 0
   if kind != "spatio_temporal":
     return {"cpu": "chunked", "cuda": "einsum", "tpu": "einsum", "default": "einsum"}
   return {
@@ -206,9 +228,14 @@ def auto_attention(query: jax.Array, key: jax.Array, value: jax.Array, kind: str
   """`auto_choices` per platform, all kept in the traced program by `jax.lax.platform_dependent`.
 
   The branch is picked when the program is lowered, so an exported step carries one implementation per platform
-  it was lowered for and the compiler never sees the others.
+  it was lowered for and the compiler never sees the others. The Pallas kernels are used on one device, or under
+  a mesh context (`jax.set_mesh` / `jax.sharding.use_abstract_mesh`), where `per_shard` runs them on each
+  device's groups. A program traced without one for several devices gets the einsum instead: XLA cannot
+  partition the kernels (Mosaic refuses to lower, "Mosaic kernels cannot be automatically partitioned"; Triton
+  would gather the whole batch onto every device).
   """
-  choices = auto_choices(kind, query.shape[1])
+  kernels = not jax.sharding.get_abstract_mesh().empty or jax.device_count() == 1
+  choices = auto_choices(kind, query.shape[1], kernels=kernels)
   branches = {platform: ATTENTIONS[name] for platform, name in choices.items()}
   return jax.lax.platform_dependent(query, key, value, **branches)
 
