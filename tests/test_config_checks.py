@@ -106,3 +106,12 @@ def test_smallest_sizes_match_the_model(pool_every, blocks):
   assert runs(smallest, smallest)
   if smallest > 1:
     assert not runs(smallest - 1, smallest) and not runs(smallest, smallest - 1)
+
+
+def test_a_batch_larger_than_the_train_split_is_a_config_error():
+  from slnl_jax import steps
+
+  config = _load("default")
+  config.train.batch_size = 400
+  with pytest.raises(config_checks.ConfigError, match=r"the train split has 21 examples, fewer than .*=400"):
+    steps.steps_per_epoch(config, 21)
