@@ -200,12 +200,24 @@ def eval_step(state: TrainState, batch: Batch, *, loss_fn: losses.LossFn, num_cl
   return sums
 
 
+def _under_mesh(fn: Callable[..., Any], mesh: jax.sharding.Mesh) -> Callable[..., Any]:
+  """`fn` traced under `mesh`, so that the model's Pallas kernels run on each device's share of the batch
+  (nonlocal_attention.per_shard; XLA cannot partition them itself)."""
+
+  @functools.wraps(fn)
+  def traced(*args: Any, **kwargs: Any) -> Any:
+    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+      return fn(*args, **kwargs)
+
+  return traced
+
+
 def jit_train_step(
   mesh: jax.sharding.Mesh, loss_fn: losses.LossFn, learning_rate_fn: optax.Schedule
 ) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
   """`train_step` compiled for a batch split over the data axis and a replicated, donated state."""
   return jax.jit(
-    functools.partial(train_step, loss_fn=loss_fn, learning_rate_fn=learning_rate_fn),
+    _under_mesh(functools.partial(train_step, loss_fn=loss_fn, learning_rate_fn=learning_rate_fn), mesh),
     in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
     out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
     donate_argnums=(0,),
@@ -217,7 +229,7 @@ def jit_eval_step(
 ) -> Callable[[TrainState, Batch], Metrics]:
   """`eval_step` compiled for a batch split over the data axis; the sums come back replicated."""
   return jax.jit(
-    functools.partial(eval_step, loss_fn=loss_fn, num_classes=num_classes),
+    _under_mesh(functools.partial(eval_step, loss_fn=loss_fn, num_classes=num_classes), mesh),
     in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
     out_shardings=sharding.replicated(mesh),
   )

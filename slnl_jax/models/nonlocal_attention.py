@@ -180,14 +180,16 @@ def per_shard(kernel: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
 
   XLA cannot partition a Pallas kernel (an opaque custom call): given batch-sharded inputs it would gather the
   whole batch onto every device and run the kernel there. Groups are independent, so under a mesh the kernel is
-  `jax.shard_map`ped over the group axis split across all mesh axes (the data-parallel batch), when it divides.
+  `jax.shard_map`ped over the group axis split across all mesh axes (the data-parallel batch); when the devices
+  do not divide the groups (an initialisation batch of one), every device runs it on a full copy.
   """
 
   def apply(query: jax.Array, key: jax.Array, value: jax.Array) -> jax.Array:
     mesh = jax.sharding.get_abstract_mesh()
-    if mesh.empty or mesh.size == 1 or query.shape[0] % mesh.size:
+    if mesh.empty or mesh.size == 1:
       return kernel(query, key, value)
-    spec = jax.sharding.PartitionSpec(mesh.axis_names)
+    split = query.shape[0] % mesh.size == 0
+    spec = jax.sharding.PartitionSpec(mesh.axis_names if split else None)
     return jax.shard_map(kernel, mesh=mesh, in_specs=(spec, spec, spec), out_specs=spec, check_vma=False)(
       query, key, value
     )
