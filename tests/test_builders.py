@@ -446,3 +446,30 @@ def test_raw_files_deleted_after_the_build_keep_the_build(tmp_path):
   assert _num_examples(again) == _num_examples(builder) and not raw.exists()
   with pytest.raises(FileNotFoundError, match=r"msr_action3d is not built in .* manual_dir .* missing or empty"):
     builders.build("msr_action3d", manual_dir=raw, data_dir=tmp_path / "tfds")
+
+
+def test_the_report_counts_the_clips_each_body_rule_touched(tmp_path):
+  def upright(x0, t, amplitude):
+    v = np.arange(25)
+    return np.stack([x0 + amplitude * np.sin(0.7 * t + v), np.linspace(-0.8, 0.8, 25), np.full(25, 3.0)], -1)
+
+  def write(name, frames):  # frames: per frame, (body id, joints) pairs; NTU .skeleton text
+    lines = [str(len(frames))]
+    for bodies in frames:
+      lines.append(str(len(bodies)))
+      for body_id, joints in bodies:
+        lines += [f"{body_id} 0 1 1 1 1 0 0 0 2", "25"] + [f"{x} {y} {z} 0 0 0 0 0 0 0 0 2" for x, y, z in joints]
+    (tmp_path / "raw" / f"{name}.skeleton").write_text("\n".join(lines) + "\n")
+
+  (tmp_path / "raw").mkdir()
+  # Train (P001): actor 2 tracked as id 2, then id 3 -> joined. Test (P003): id 3 in 5 frames -> length.
+  write(
+    "S001C001P001R001A001", [[(1, upright(0, t, 0.2)), (2 if t < 20 else 3, upright(1, t, 0.1))] for t in range(40)]
+  )
+  write(
+    "S001C001P003R001A002",
+    [[(1, upright(0, t, 0.2))] + ([(3, upright(1, t, 0.5))] if t < 5 else []) for t in range(20)],
+  )
+  write("S001C001P003R001A003", [[(1, upright(0, t, 0.2))] for t in range(20)])
+  builder = builders.build("synthetic_skeleton/xsub", manual_dir=tmp_path / "raw", data_dir=tmp_path / "tfds")
+  assert _report(builder)["clips_touched_by_body_rule"] == {"length": 1, "spread": 0, "joined": 1, "extra": 0}

@@ -368,3 +368,44 @@ def test_other_names_and_unreadable_files(tmp_path):
   path.write_bytes(b"1\n1\n\xff\xfe\n")
   with pytest.raises(SkeletonFormatError, match="not a text file"):
     ntu.read_skeleton(path)
+
+
+# --- Fragments: the tracker gives one actor a new body id mid-clip ----------------------------------
+
+
+def _fragments(second_starts_at=20):
+  """Actor A (id 1, x 0) in all 40 frames; actor B tracked as id 2 (frames 0-19), then id 3 (from
+  `second_starts_at`); both move, A most."""
+  frames = []
+  for t in range(40):
+    bodies = [(1, _upright(0, t, 0.2))]
+    if t < 20:
+      bodies.append((2, _upright(1, t, 0.1)))
+    if t >= second_starts_at:
+      bodies.append((3, _upright(1, t, 0.1)))
+    frames.append(bodies)
+  return frames
+
+
+def test_fragments_of_one_actor_are_joined(tmp_path):
+  clip = ntu.read_skeleton(_write(tmp_path, _fragments()))
+  assert clip.num_frames == 40
+  np.testing.assert_allclose(clip.skeleton[:, 0], np.stack([_upright(0, t, 0.2) for t in range(40)]), rtol=1e-6)
+  # One person B in every frame, from id 2 then id 3: not two half-empty persons.
+  np.testing.assert_allclose(clip.skeleton[:, 1], np.stack([_upright(1, t, 0.1) for t in range(40)]), rtol=1e-6)
+  assert clip.meta["body_rules"] == {"length": 0, "spread": 0, "joined": 1, "extra": 0}
+  assert clip.meta["num_bodies_seen"] == 3 and clip.meta["num_bodies_kept"] == 3
+
+
+def test_fragments_sharing_a_frame_are_not_joined(tmp_path):
+  # Id 3 starts at frame 19, where id 2 still is: two bodies at once cannot be one actor.
+  clip = ntu.read_skeleton(_write(tmp_path, _fragments(second_starts_at=19)))
+  assert clip.meta["body_rules"] == {"length": 0, "spread": 0, "joined": 0, "extra": 1}
+  assert clip.skeleton[:20, 1].any(axis=(1, 2)).all() and not clip.skeleton[20:, 1].any()
+
+
+def test_body_rules_are_counted(tmp_path):
+  frames = [[(1, _upright(0, t, 0.1)), (2, _wide(t))] + ([(3, _upright(1, t, 0.5))] if t < 5 else [])
+            for t in range(20)]  # fmt: skip
+  clip = ntu.read_skeleton(_write(tmp_path, frames))
+  assert clip.meta["body_rules"] == {"length": 1, "spread": 1, "joined": 0, "extra": 0}

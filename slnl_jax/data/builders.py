@@ -329,6 +329,7 @@ class _NtuFormatBuilder(_SkeletonBuilder, skip_registration=True):
       missing = ntu.read_missing_list(_find_one(manual_dir, self.MISSING_LIST))
     protocol = self.PROTOCOLS[self.builder_config.name]
     num_classes = len(self._class_names())
+    self._report.notes["clips_touched_by_body_rule"] = dict.fromkeys(ntu.BODY_RULES, 0)  # see ntu.py
     inputs = []
     for path in _list_files(manual_dir, "*.skeleton"):
       try:
@@ -350,7 +351,11 @@ class _NtuFormatBuilder(_SkeletonBuilder, skip_registration=True):
     return inputs
 
   def _read(self, item: _Input) -> Clip:
-    return ntu.read_skeleton(item.path, max_bodies=self.SHAPE[0])
+    clip = ntu.read_skeleton(item.path, max_bodies=self.SHAPE[0])
+    touched = self._report.notes["clips_touched_by_body_rule"]
+    for rule, bodies in clip.meta["body_rules"].items():
+      touched[rule] += bodies > 0
+    return clip
 
 
 _NTU_INSTRUCTIONS = """\

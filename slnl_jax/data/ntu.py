@@ -12,16 +12,25 @@ File format (one value group per line, CRLF or LF):
 
 Only the camera-space `x y z` (metres) are kept, so a clip is (T, M, V=25, C=3).
 
-Body selection (the denoising of CTR-GCN's `get_raw_denoised_data`, simplified): bodies are tracked
+Body selection (the denoising of SGN's and CTR-GCN's `get_raw_denoised_data`): bodies are tracked
 by their Kinect body id across frames. When a file has several bodies,
-  1. bodies present in at most 11 frames are discarded (tracker flicker);
-  2. bodies wider than tall (x spread > 0.8 x y spread) in at least 69.754% of their frames are
-     discarded (furniture or other objects fitted with a skeleton);
-and the remaining bodies are ranked by motion energy, the sum over joints and axes of the temporal
-variance of the joint position, keeping the first `max_bodies`. A step never discards every body.
-Persons a clip has fewer of are zeros. In `S001C001P001R001A024` (a one-person action) the Kinect
+  1. "length": bodies present in at most 11 frames are discarded (tracker flicker);
+  2. "spread": bodies wider than tall (x spread > 0.8 x y spread) in at least 69.754% of their
+     frames are discarded (furniture or other objects fitted with a skeleton);
+  3. "joined": the rest, ranked by motion energy (the sum over joints and axes of the temporal
+     variance of the joint position), fill the `max_bodies` persons in that order: a body whose
+     frame interval (first..last) overlaps none of a person's bodies joins that person (the
+     tracker gave one actor a new id mid-clip), else it starts the next person;
+  4. "extra": bodies left over when every person is taken (and overlaps them) are discarded.
+A step never discards every body. Persons a clip has fewer of are zeros; `meta["body_rules"]` counts
+the bodies each rule discarded or joined. In `S001C001P001R001A024` (a one-person action) the Kinect
 also fits a body to an object about 2 m to the side in every frame; rule 2 discards it, so the real
 actor is person 1 and person 2 is zeros.
+
+Where we differ from that code, and why: it drops a body after motion thresholds only in a step it
+leaves commented out (and so do we; the ranking of rule 3 keeps the most active bodies), and it calls
+two intervals that share one frame non-overlapping (the later body then overwrites that frame); we
+join only bodies that share no frame.
 
 Frames where none of the kept bodies is present (including frames with B = 0) are dropped and
 counted in `meta["dropped_frames"]`.
@@ -269,14 +278,38 @@ def _parse_bodies(path: str | os.PathLike) -> tuple[int, dict[int, _Body]]:
   return num_frames, bodies
 
 
-def _select_bodies(bodies: list[_Body], max_bodies: int) -> list[_Body]:
-  """Drop noise bodies, rank the rest by motion energy, keep `max_bodies` (see module doc)."""
-  if len(bodies) > 1:
-    bodies = [b for b in bodies if len(b.frames) > _NOISE_MAX_FRAMES] or bodies
-  if len(bodies) > 1:
-    bodies = [b for b in bodies if b.wide_fraction() < _NOISE_SPREAD_FRACTION] or bodies
+BODY_RULES = ("length", "spread", "joined", "extra")  # the selection's steps, as counted in meta["body_rules"]
+
+
+def _select_bodies(bodies: list[_Body], max_bodies: int) -> tuple[list[list[_Body]], dict[str, int]]:
+  """Drop noise bodies and fill `max_bodies` persons with the rest (see module doc).
+
+  Returns:
+    (persons, counts): each person's bodies (fragments of one actor, most active first), and the
+    number of bodies each rule of `BODY_RULES` discarded or joined.
+  """
+  counts = dict.fromkeys(BODY_RULES, 0)
+  for rule, noise in (
+    ("length", lambda b: len(b.frames) <= _NOISE_MAX_FRAMES),
+    ("spread", lambda b: b.wide_fraction() >= _NOISE_SPREAD_FRACTION),
+  ):
+    if len(bodies) > 1:
+      kept = [b for b in bodies if not noise(b)] or bodies
+      counts[rule] = len(bodies) - len(kept)
+      bodies = kept
+  persons: list[list[_Body]] = []
   # sorted() is stable: equal motion keeps the order of first appearance.
-  return sorted(bodies, key=lambda b: b.motion(), reverse=True)[:max_bodies]
+  for body in sorted(bodies, key=lambda b: b.motion(), reverse=True):
+    first, last = body.frames[0], body.frames[-1]
+    person = next((p for p in persons if all(last < b.frames[0] or first > b.frames[-1] for b in p)), None)
+    if person is not None:
+      person.append(body)
+      counts["joined"] += 1
+    elif len(persons) < max_bodies:
+      persons.append([body])
+    else:
+      counts["extra"] += 1
+  return persons, counts
 
 
 def read_skeleton(path: str | os.PathLike, *, max_bodies: int = 2) -> Clip:
@@ -290,17 +323,19 @@ def read_skeleton(path: str | os.PathLike, *, max_bodies: int = 2) -> Clip:
   Returns:
     A `Clip` with label = action - 1 and meta: setup, camera, subject, replication, action (when
     the name is an NTU name), dropped_frames (frames with none of the kept bodies),
-    num_bodies_seen (distinct body ids in the file) and num_bodies_kept.
+    num_bodies_seen (distinct body ids in the file), num_bodies_kept and body_rules (bodies
+    each rule of `BODY_RULES` discarded or joined).
   """
   if max_bodies < 1:
     raise ValueError(f"max_bodies must be >= 1, got {max_bodies}")
   num_frames, bodies = _parse_bodies(path)
-  kept = _select_bodies(list(bodies.values()), max_bodies)
+  persons, body_rules = _select_bodies(list(bodies.values()), max_bodies)
   skeleton = np.zeros((num_frames, max_bodies, NUM_JOINTS, NUM_CHANNELS), np.float32)
   present = np.zeros(num_frames, bool)
-  for m, body in enumerate(kept):
-    skeleton[body.frames, m] = np.stack(body.joints)
-    present[body.frames] = True
+  for m, person in enumerate(persons):
+    for body in person:
+      skeleton[body.frames, m] = np.stack(body.joints)
+      present[body.frames] = True
   if not present.any():
     raise SkeletonFormatError(path, f"none of the {num_frames} frames has a body")
   stem = os.path.basename(os.fspath(path)).removesuffix(".skeleton")
@@ -312,6 +347,7 @@ def read_skeleton(path: str | os.PathLike, *, max_bodies: int = 2) -> Clip:
   meta.update(
     dropped_frames=int(num_frames - present.sum()),
     num_bodies_seen=len(bodies),
-    num_bodies_kept=len(kept),
+    num_bodies_kept=sum(map(len, persons)),
+    body_rules=body_rules,
   )
   return Clip(skeleton=skeleton[present], label=label, name=stem, meta=meta)
