@@ -68,19 +68,18 @@ class MetricsLog:
 
   Each line of metrics.jsonl is one flat JSON object: {"step", "epoch", "split": "train" | "eval", and the
   metrics by name}, e.g. "loss", "concat_top1"; eval lines also carry "top1" / "top5" of the concat head.
+  The scalars are not echoed to the log (`evaluate_and_log` logs one line per evaluation, tqdm shows the loss).
   """
 
   def __init__(self, workdir: pathlib.Path):
     self._primary = jax.process_index() == 0
-    self._writer = metric_writers.create_default_writer(
-      str(workdir), just_logging=not self._primary, asynchronous=False
-    )
+    self._writer = metric_writers.SummaryWriter(str(workdir)) if self._primary else None
     self._path = workdir / "metrics.jsonl"
 
   def write(self, step: int, epoch: int, split: str, metrics: Mapping[str, float]) -> None:
     metrics = {name: float(value) for name, value in metrics.items()}
-    self._writer.write_scalars(step, {f"{split}/{name}": value for name, value in metrics.items()})
     if self._primary:
+      self._writer.write_scalars(step, {f"{split}/{name}": value for name, value in metrics.items()})
       record = {"step": step, "epoch": epoch, "split": split, **metrics}
       with self._path.open("a") as f:
         f.write(json.dumps(record) + "\n")
@@ -97,8 +96,9 @@ class MetricsLog:
       partial.replace(self._path)  # atomic: a crash leaves the old or the new file, never half of one
 
   def close(self) -> None:
-    self._writer.flush()
-    self._writer.close()
+    if self._primary:
+      self._writer.flush()
+      self._writer.close()
 
 
 def evaluate_and_log(

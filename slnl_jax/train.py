@@ -259,6 +259,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     checkpoints.close()
     preemption.close()
     log.close()
+  logging.info(
+    "wrote checkpoints to %s, metrics to %s (TensorBoard: --logdir=%s) and the confusion matrix to %s",
+    checkpoints.directory,
+    workdir / "metrics.jsonl",
+    workdir,
+    workdir / "eval",
+  )
   return eval_metrics
 
 
