@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging as logging_lib
 import os
 import pathlib
+import re
 import signal
 import threading
 from collections.abc import Mapping
@@ -41,13 +42,16 @@ _EXPECTED_ORBAX_WARNINGS = ("Requested `tracked_metric`; did not provide metrics
 class _DropOrbaxInfo(logging_lib.Filter):
   def filter(self, record: logging_lib.LogRecord) -> bool:
     if f"{os.sep}orbax{os.sep}" not in record.pathname:
-      return True
+      # asyncio reports each of orbax's failed writes again ("Task exception was never retrieved").
+      return not (record.name == "asyncio" and "orbax" in record.getMessage() + str(record.exc_info))
+    # A failed save raises a CheckpointError that names the folder and the reason: one line each here.
+    record.exc_info = record.exc_text = None
     return record.levelno >= logging_lib.WARNING and record.getMessage() not in _EXPECTED_ORBAX_WARNINGS
 
 
 def quiet_orbax_logs() -> None:
   """Drops orbax's per-save INFO chatter (dozens of lines per checkpoint) from absl's log; keeps its warnings
-  but the expected one of every save between evaluations."""
+  but the expected one of every save between evaluations, each without its traceback."""
   logging.get_absl_handler().addFilter(_DropOrbaxInfo())
 
 
@@ -66,8 +70,18 @@ def _all_finite(tree: Any) -> jax.Array:
 
 
 def _reason(e: BaseException) -> str:
-  """An exception as one line: orbax's messages run over several."""
-  return f"{type(e).__name__}: {' '.join(str(e).split())}"
+  """An exception as one short line: the operating system's reason when there is one (orbax's messages run over
+  several lines and quote whole tensorstore specs)."""
+  text = " ".join(str(e).split())
+  code = re.search(r"os_error_code='?(\d+)", text)
+  if code:
+    return os.strerror(int(code[1]))
+  cause = e
+  while cause is not None and not isinstance(cause, OSError):
+    cause = cause.__cause__ or cause.__context__
+  if isinstance(cause, OSError) and cause.strerror:
+    return cause.strerror
+  return f"{type(e).__name__}: {text[:300]}"
 
 
 def check_writable(directory: pathlib.Path) -> None:
@@ -242,11 +256,14 @@ class Checkpointer:
 
   def _write_error(self, e: Exception) -> CheckpointError:
     # The step being written is the newest folder orbax started (it leaves a `*.orbax-checkpoint-tmp*` one).
-    pending = sorted(self.directory.glob("*.orbax-checkpoint-tmp*"))
-    folder = self.directory / pending[-1].name.split(".")[0] if pending else self.directory
+    pending = [p.name.split(".")[0] for p in self.directory.glob("*.orbax-checkpoint-tmp*")]
+    steps = [int(name) for name in pending if name.isdigit()]
+    folder = self.directory / str(max(steps)) if steps else self.directory
+    last = self.latest_step()
+    resume = f"it resumes from checkpoint {last}" if last is not None else "there is no earlier checkpoint"
     return CheckpointError(
       f"cannot write checkpoint {folder}: {_reason(e)}. Free space in or fix {self.directory}, then run the same "
-      f"command again: it resumes from checkpoint {self.latest_step()}"
+      f"command again: {resume}"
     )
 
   def close(self) -> None:
