@@ -84,6 +84,11 @@ class MetricsLog:
       with self._path.open("a") as f:
         f.write(json.dumps(record) + "\n")
 
+  def write_config(self, config: ml_collections.ConfigDict) -> None:
+    """The run's config as TensorBoard hyperparameters (its HPARAMS tab), keys flattened as in `--config.*`."""
+    if self._primary:
+      self._writer.write_hparams(config)
+
   def drop_after(self, step: int) -> None:
     """Removes the lines of steps after `step` (a run resumed there logs them again, instead of twice)."""
     if not (self._primary and self._path.exists()):

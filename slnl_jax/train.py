@@ -187,6 +187,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     max(total_steps - step, 0),
   )
   log = evaluation.MetricsLog(workdir)
+  log.write_config(config)
   log.drop_after(step)  # lines logged after the checkpoint (a crash, a fallback) are logged again below
   preemption = checkpointing.PreemptionWatcher()
   eval_metrics: dict[str, float] = {}
