@@ -134,7 +134,8 @@ def training_runs():
       batch = slice(i * batch_size, (i + 1) * batch_size)
       state, metrics = step(state, {"skeleton": x[batch], "label": y[batch]})
       curve.append(float(metrics["loss"]))
-    logits = model.apply({"params": state.params, "batch_stats": state.batch_stats}, x_eval, train=False)
+    evaluate = jax.jit(functools.partial(model.apply, train=False))
+    logits = evaluate({"params": state.params, "batch_stats": state.batch_stats}, x_eval)
     runs[dtype] = (np.asarray(curve), float(np.mean(np.argmax(logits["concat"], -1) == y_eval)))
   return runs
 
