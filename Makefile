@@ -25,22 +25,22 @@ lint: install
 test: lint
 	$(PY) -m pytest -q -rs -n 2 --dist loadfile tests
 
-# docs/results.md: every study on real MSR Action3D (about 5 hours on 2 CPU cores from scratch; resumable), then
-# the page from the reports. 60 epochs is the preset's earlier budget, at which Tables 3-5 were run.
-ABLATE := $(PY) tools/ablate.py --config=configs/msr_action3d_cpu.py
-EPOCHS_60 := --config.train.num_epochs=60 --config.train.lr_decay=0.96
+# docs/results.md: the N-UCLA cross-view chain's ends (Baseline1 and the full model, configs/nw_ucla_cpu.py; about
+# 15 minutes per seed on 2 quiet CPU cores, resumable; NWU_SEEDS=3 adds the third seed), then the page from the
+# reports. The MSR Action3D reports were measured before the chain (commit 30bad21, about 5 hours) and are shown
+# as they are, not rerun: docs/results_intro.md says what they measured.
+NWU_SEEDS ?= 2
+NWU := N-UCLA cross-view: full model vs the paper's Baseline1
+MSR := MSR Action3D (before the chain)
 results: install
-	$(ABLATE) --study=baseline --seeds=3 --workdir=workdirs/ablate_msr90 --report_dir=docs/results/target
-	$(ABLATE) $(EPOCHS_60) --study=all --seeds=3 --workdir=workdirs/ablate_msr60 --report_dir=docs/results/tables_seed3
-	$(ABLATE) $(EPOCHS_60) --config.dataset.center_channels=3 --study=baseline --seeds=3 \
-	  --workdir=workdirs/ablate_msr60_center --report_dir=docs/results/centered
-	$(ABLATE) --config.train.num_epochs=15 --config.train.lr_decay=0.9 --config.train.eval_every_epochs=3 \
-	  --study=all --seeds=3 --workdir=workdirs/ablate_msr --report_dir=docs/results/budget15
-	$(PY) tools/results_page.py --intro=docs/results_intro.md --out=docs/results.md --target_top1=85 \
-	  --section="The preset (90 epochs): full model vs Baseline1=docs/results/target" \
-	  --section="Tables 3-5 at 60 epochs (lr decay 0.96), 3 seeds=docs/results/tables_seed3" \
-	  --section="The 60-epoch budget with each clip centred=docs/results/centered" \
-	  --section="Tables 3-5 at 15 epochs (lr decay 0.9), 3 seeds=docs/results/budget15"
+	$(PY) tools/ablate.py --config=configs/nw_ucla_cpu.py --study=endpoints --seeds=$(NWU_SEEDS) \
+	  --workdir=workdirs/ablate_nwu --report_dir=docs/results/nw_ucla_endpoints
+	$(PY) tools/results_page.py --intro=docs/results_intro.md --out=docs/results.md \
+	  --section="$(NWU)=docs/results/nw_ucla_endpoints" --target_top1="$(NWU)=92" \
+	  --section="$(MSR), 90 epochs=docs/results/target" --target_top1="$(MSR), 90 epochs=85" \
+	  --section="$(MSR), one-factor tables at 60 epochs=docs/results/tables_seed3" \
+	  --section="$(MSR), 60 epochs, each clip centred=docs/results/centered" \
+	  --section="$(MSR), one-factor tables at 15 epochs=docs/results/budget15"
 
 clean:
 	rm -rf $(VENV) workdirs .pytest_cache
