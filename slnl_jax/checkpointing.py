@@ -30,7 +30,9 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from absl import logging
 
-BEST_METRIC = "concat_top1"  # eval top-1 of the concatenated head, the model's prediction
+from slnl_jax import models
+
+BEST_METRIC = f"{models.PREDICTION_HEAD}_top1"  # eval top-1 of the head that makes the model's prediction
 STATE_ITEM, MODEL_INFO = "default", "model"  # "default": the name orbax gave the single item of older checkpoints
 
 

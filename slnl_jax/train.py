@@ -249,7 +249,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         eval_metrics = evaluation.evaluate_and_log(
           config, p_eval_step, state, data.test, data.class_names, mesh, workdir, log, step, epoch
         )
-        checkpoints.save(state, metrics={checkpointing.BEST_METRIC: eval_metrics["concat_top1"]})
+        checkpoints.save(state, metrics={checkpointing.BEST_METRIC: eval_metrics[checkpointing.BEST_METRIC]})
       else:
         checkpoints.save(state)
       if preemption.reached(step):

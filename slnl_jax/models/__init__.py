@@ -3,11 +3,20 @@
 from slnl_jax.models.blocks import LocalBlock, SLnLBlock
 from slnl_jax.models.frequency_attention import FrequencyAttention
 from slnl_jax.models.nonlocal_attention import NonLocal
-from slnl_jax.models.slnl_rfa import HEADS, SLnLrFA, count_params, create_model, flop_reference, model_summary
+from slnl_jax.models.slnl_rfa import (
+  HEADS,
+  PREDICTION_HEAD,
+  SLnLrFA,
+  count_params,
+  create_model,
+  flop_reference,
+  model_summary,
+)
 from slnl_jax.models.transform import TransformNetwork
 
 __all__ = [
   "HEADS",
+  "PREDICTION_HEAD",
   "FrequencyAttention",
   "LocalBlock",
   "NonLocal",

@@ -44,6 +44,7 @@ from slnl_jax.models.transform import TransformNetwork
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 # The keys of SLnLrFA's output, one classifier head each; "concat" is the model's prediction.
 HEADS = ("position", "velocity", "concat")
+PREDICTION_HEAD = "concat"
 
 
 class Architecture(nn.Module):
