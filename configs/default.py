@@ -49,7 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.remat = False  # jax.checkpoint each block to save activation memory
   config.dtype = "float32"  # compute dtype: float32 | bfloat16 (params and loss stay float32)
 
-  # Loss (Sec. 3.5, Eq. 12-18).
+  # Loss (Sec. 3.4, Eq. 12-18).
   config.loss = ml_collections.ConfigDict()
   config.loss.name = "smfl"  # cross_entropy | focal_loss | smce | smfl
   config.loss.gamma = 2.0
