@@ -26,10 +26,9 @@ test: lint
 	$(PY) -m pytest -q -rs -n 2 --dist loadfile tests
 
 # docs/results.md: the N-UCLA cross-view chain's ends (Baseline1 and the full model, configs/nw_ucla_cpu.py; about
-# 15 minutes per seed on 2 quiet CPU cores, resumable; NWU_SEEDS=3 adds the third seed), then the page from the
-# reports. The MSR Action3D reports were measured before the chain (commit 30bad21, about 5 hours) and are shown
+# 12 minutes per seed on 2 quiet CPU cores, resumable), then the page from the reports. The MSR Action3D reports were measured before the chain (commit 30bad21, about 5 hours) and are shown
 # as they are, not rerun: docs/results_intro.md says what they measured.
-NWU_SEEDS ?= 2
+NWU_SEEDS ?= 3
 NWU := N-UCLA cross-view: full model vs the paper's Baseline1
 MSR := MSR Action3D (before the chain)
 results: install
