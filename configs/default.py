@@ -23,6 +23,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.dataset.train_crop_min = 0.5  # random crop ratio ~ U[train_crop_min, 1]
   config.dataset.eval_crop = 0.95  # centred crop ratio at evaluation
   config.dataset.center_channels = 0  # subtract each clip's mean position from this many leading channels (0: off)
+  # Training clips turned about the vertical axis by U[-deg, deg]; xyz data only (0: off, the paper's setting).
+  config.dataset.train_rotation_deg = 0.0
   config.dataset.shuffle_buffer = 4096
 
   # Model (Sec. 3, Fig. 1).

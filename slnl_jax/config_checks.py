@@ -61,6 +61,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in ("dataset.train_crop_min", "dataset.eval_crop"):
     _real(config, key, 0, 1, low_open=True, high_open=False)
   channels = config.dataset.num_channels
+  _real(config, "dataset.train_rotation_deg", 0, 180, low_open=False, high_open=False)
   center = config.dataset.center_channels
   _require(0 <= center <= channels, "dataset.center_channels", center, f"an integer in [0, {channels}] (the channels)")
 

@@ -12,6 +12,7 @@ replays an epoch exactly by rebuilding it and skipping the batches already done.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import ml_collections
@@ -89,6 +90,15 @@ def crop_and_resize(
   return before + weight * (after - before)
 
 
+def _clip_mean(skeleton: tf.Tensor, channels: int) -> tuple[tf.Tensor, tf.Tensor]:
+  """(M, 1, 1)-broadcastable weight of the persons present (not all-zero) and their mean over the first `channels`."""
+  present = tf.reduce_any(tf.not_equal(skeleton, 0.0), axis=(0, 2, 3))  # (M,)
+  weight = tf.reshape(tf.cast(present, tf.float32), (1, -1, 1, 1))
+  frames_joints = tf.cast(tf.shape(skeleton)[0] * tf.shape(skeleton)[2], tf.float32)
+  count = tf.maximum(tf.reduce_sum(weight) * frames_joints, 1.0)
+  return weight, tf.reduce_sum(skeleton[..., :channels] * weight, axis=(0, 1, 2)) / count
+
+
 def center_clip(skeleton: tf.Tensor, channels: int) -> tf.Tensor:
   """Subtracts the clip's mean position from the first `channels` channels of the persons present.
 
@@ -103,13 +113,22 @@ def center_clip(skeleton: tf.Tensor, channels: int) -> tf.Tensor:
   Returns:
     The centred clip, same shape.
   """
-  present = tf.reduce_any(tf.not_equal(skeleton, 0.0), axis=(0, 2, 3))  # (M,)
-  weight = tf.reshape(tf.cast(present, tf.float32), (1, -1, 1, 1))
-  coordinates = skeleton[..., :channels]
-  frames_joints = tf.cast(tf.shape(skeleton)[0] * tf.shape(skeleton)[2], tf.float32)
-  count = tf.maximum(tf.reduce_sum(weight) * frames_joints, 1.0)
-  mean = tf.reduce_sum(coordinates * weight, axis=(0, 1, 2)) / count
-  return tf.concat([coordinates - weight * mean, skeleton[..., channels:]], axis=-1)
+  weight, mean = _clip_mean(skeleton, channels)
+  return tf.concat([skeleton[..., :channels] - weight * mean, skeleton[..., channels:]], axis=-1)
+
+
+def rotate_clip(skeleton: tf.Tensor, angle: tf.Tensor) -> tf.Tensor:
+  """Rotates the persons present by `angle` radians about the vertical (y) axis through the clip's mean position.
+
+  A camera moved around the subject (x' = x cos a + z sin a, z' = -x sin a + z cos a about the mean, y and
+  channels past xyz untouched); an all-zero person slot stays zero. Our augmentation, not the paper's: the
+  field's N-UCLA pipelines rotate training clips so that a model sees more views than the cameras had.
+  """
+  weight, mean = _clip_mean(skeleton, 3)
+  x, y, z = tf.unstack(skeleton[..., :3] - weight * mean, axis=-1)
+  cos, sin = tf.cos(angle), tf.sin(angle)
+  rotated = tf.stack([cos * x + sin * z, y, cos * z - sin * x], axis=-1) + weight * mean
+  return tf.concat([rotated, skeleton[..., 3:]], axis=-1)
 
 
 def count_examples(ds: tf.data.Dataset) -> int:
@@ -195,6 +214,10 @@ def train_dataset(
       ratio=data.train_crop_min + (1.0 - data.train_crop_min) * ratio,
       offset_fraction=offset,
     )
+    if data.train_rotation_deg:
+      # Its own key, so that turning rotation on leaves every crop as it was.
+      turn = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(key, 1), -1.0, 1.0)
+      skeleton = rotate_clip(skeleton, turn * math.radians(data.train_rotation_deg))
     return _to_model_input(skeleton, example["label"], config)
 
   ds = ds.shard(process_count, process_index).enumerate()

@@ -28,6 +28,8 @@ def _load(name: str, argument: str | None = None):
     ("ntu120_xsub", None),
     ("ntu120_xset", None),
     ("kinetics", None),
+    ("nw_ucla", None),
+    ("nw_ucla_cpu", None),
     ("ablations", "msr_action3d,fa_none"),
   ],
 )
@@ -52,6 +54,7 @@ def test_shipped_configs_are_valid(name, argument):
     ("train.max_steps", 0, "an integer >= 1 or -1"),
     ("train.checkpoint_every_steps", 0, "an integer >= 1"),
     ("dataset.center_channels", 4, "an integer in [0, 3]"),
+    ("dataset.train_rotation_deg", -10.0, "a number in [0, 180]"),
     ("model.frequency_attention", "amplitud", "one of ('none', 'amplitude'"),
     ("model.channels", (), "a non-empty tuple"),
   ],

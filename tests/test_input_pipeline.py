@@ -386,3 +386,57 @@ def test_center_channels_applies_to_train_and_eval_batches():
       channel0 = batch["skeleton"][..., 0][batch.get("mask", np.ones(4, bool))]
       np.testing.assert_allclose(channel0.mean(axis=(1, 2, 3)), 0.0, atol=1e-4)
       assert np.all(batch["skeleton"][..., 1] == batch["label"][:, None, None, None])  # channel 1 untouched
+
+
+def test_rotate_clip_hand_worked():
+  # One frame, persons 0 (absent: all zeros) and 1, two joints, (x, y, z, score); a quarter turn.
+  skeleton = np.zeros((1, 2, 2, 4), np.float32)
+  skeleton[0, 1, :, 3] = 0.9  # score: never rotated
+  skeleton[0, 1, 0, :3] = [1.0, 5.0, 0.0]
+  skeleton[0, 1, 1, :3] = [3.0, 7.0, 0.0]  # mean (2, 6, 0): the joints sit at (-1, -1, 0) and (1, 1, 0) from it
+  rotated = input_pipeline.rotate_clip(tf.constant(skeleton), tf.constant(math.pi / 2)).numpy()
+  expected = skeleton.copy()
+  # x' = x cos a + z sin a, z' = z cos a - x sin a about the mean; y untouched.
+  expected[0, 1, 0, :3] = [2.0, 5.0, 1.0]
+  expected[0, 1, 1, :3] = [2.0, 7.0, -1.0]
+  np.testing.assert_allclose(rotated, expected, atol=1e-6)
+  assert np.all(rotated[:, 0] == 0.0)  # the absent person stays absent
+
+
+def _xyz_dataset(n: int) -> tf.data.Dataset:
+  """Clips of two joints: x = frame + joint, y = example id, z = 2 * joint (a vertical axis the turn keeps)."""
+
+  def generate():
+    for i, length in enumerate(_lengths(n)):
+      t = np.arange(length, dtype=np.float32)[:, None, None]
+      joint = np.arange(V, dtype=np.float32)[None, None, :]
+      skeleton = np.stack(np.broadcast_arrays(t + joint, np.full_like(t + joint, i), 2.0 * joint + 0 * t), -1)
+      yield {"skeleton": skeleton.astype(np.float32), "label": np.int64(i), "num_frames": np.int32(length)}
+
+  signature = {
+    "skeleton": tf.TensorSpec((None, M, V, 3), tf.float32),
+    "label": tf.TensorSpec((), tf.int64),
+    "num_frames": tf.TensorSpec((), tf.int32),
+  }
+  return tf.data.Dataset.from_generator(generate, output_signature=signature)
+
+
+def test_train_rotation_turns_each_clip_rigidly_within_the_range_and_keeps_its_crop():
+  plain = _train(_xyz_dataset(8), num_channels=3)
+  turned = _train(_xyz_dataset(8), num_channels=3, train_rotation_deg=30.0)
+  angles = []
+  for a, b in zip(plain, turned, strict=True):
+    np.testing.assert_array_equal(a["label"], b["label"])  # same order
+    np.testing.assert_array_equal(a["skeleton"][..., 1], b["skeleton"][..., 1])  # y (and the crop) kept
+    for clip_a, clip_b in zip(a["skeleton"], b["skeleton"], strict=True):
+      rel_a = clip_a[..., [0, 2]] - clip_a[..., [0, 2]].mean(axis=(0, 1, 2))
+      rel_b = clip_b[..., [0, 2]] - clip_b[..., [0, 2]].mean(axis=(0, 1, 2))
+      # One angle for every point of the clip: atan2 of (x, z) before vs after, where the point is off-centre.
+      far = np.linalg.norm(rel_a, axis=-1) > 0.5
+      turn = np.arctan2(rel_a[..., 1], rel_a[..., 0]) - np.arctan2(rel_b[..., 1], rel_b[..., 0])
+      turn = (turn[far] + np.pi) % (2 * np.pi) - np.pi
+      np.testing.assert_allclose(turn, turn[0], atol=1e-4)
+      np.testing.assert_allclose(np.linalg.norm(rel_b, axis=-1), np.linalg.norm(rel_a, axis=-1), atol=1e-4)
+      angles.append(turn[0])
+  assert np.all(np.abs(np.degrees(angles)) <= 30.0 + 1e-3)
+  assert np.std(angles) > np.radians(5)  # a different turn per clip
