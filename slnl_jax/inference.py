@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from slnl_jax import checkpointing, models
+from slnl_jax import checkpointing, models, steps
 
 TopK = list[tuple[str, float]]
 EXPORT_PLATFORMS = ("cpu", "cuda", "tpu")
@@ -57,11 +57,11 @@ def crop_and_resize(skeleton: jax.Array, num_frames: jax.Array, *, out_frames: i
   crop_len = jnp.clip(jnp.floor(jnp.float32(ratio) * n + 0.5).astype(jnp.int32), 1, num_frames)
   free = num_frames - crop_len
   start = jnp.minimum(jnp.floor(jnp.float32(0.5) * (free + 1).astype(jnp.float32)).astype(jnp.int32), free)
-  steps = jnp.arange(out_frames, dtype=jnp.int32) * (crop_len - 1)
+  scaled = jnp.arange(out_frames, dtype=jnp.int32) * (crop_len - 1)
   denominator = max(out_frames - 1, 1)
-  lo = steps // denominator
+  lo = scaled // denominator
   hi = jnp.minimum(lo + 1, crop_len - 1)
-  weight = ((steps % denominator).astype(jnp.float32) / denominator).reshape(-1, 1, 1, 1)
+  weight = ((scaled % denominator).astype(jnp.float32) / denominator).reshape(-1, 1, 1, 1)
   before = skeleton[start + lo]
   after = skeleton[start + hi]
   return before + weight * (after - before)
@@ -149,7 +149,7 @@ class Predictor:
       info = checkpoints.model_info(step) or _info_from_workdir(workdir, checkpoints.directory / str(step))
       config = ml_collections.ConfigDict(info["config"])
       init = functools.partial(models.create_model(config).init, train=False)
-      abstract = jax.eval_shape(init, jax.random.PRNGKey(0), jnp.zeros(_input_shape(config)))
+      abstract = jax.eval_shape(init, jax.random.PRNGKey(0), jnp.zeros(steps.input_shape(config)))
       variables = checkpoints.restore_variables(step, {"batch_stats": {}, **abstract})
     finally:
       checkpoints.close()
@@ -273,11 +273,6 @@ def _probabilities_fn(
     return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
 
   return probabilities
-
-
-def _input_shape(config: ml_collections.ConfigDict) -> tuple[int, ...]:
-  data = config.dataset
-  return (1, data.num_persons, data.num_frames, data.num_joints, data.num_channels)
 
 
 def _info_from_workdir(workdir: pathlib.Path, checkpoint: pathlib.Path) -> dict[str, Any]:
