@@ -23,8 +23,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.dataset.train_crop_min = 0.5  # random crop ratio ~ U[train_crop_min, 1]
   config.dataset.eval_crop = 0.95  # centred crop ratio at evaluation
   config.dataset.center_channels = 0  # subtract each clip's mean position from this many leading channels (0: off)
-  # Training clips turned about the vertical axis by U[-deg, deg]; xyz data only (0: off, the paper's setting).
+  # View normalisation after the crop, at training and evaluation (xyz data only; off: the paper's setting):
+  config.dataset.center_joint = -1  # subtract this joint's xyz in the first frame (-1: off)
+  config.dataset.minmax_normalize = False  # each of x, y, z of a clip mapped onto [-1, 1]
+  # Training clips' random view, xyz data only (0: off, the paper's setting): turned about the vertical axis by
+  # U[-deg, deg], tilted about the x axis by U[-deg, deg], scaled by U[1 - range, 1 + range].
   config.dataset.train_rotation_deg = 0.0
+  config.dataset.train_tilt_deg = 0.0
+  config.dataset.train_scale_range = 0.0
   config.dataset.shuffle_buffer = 4096
 
   # Model (Sec. 3, Fig. 1).

@@ -61,9 +61,26 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in ("dataset.train_crop_min", "dataset.eval_crop"):
     _real(config, key, 0, 1, low_open=True, high_open=False)
   channels = config.dataset.num_channels
-  _real(config, "dataset.train_rotation_deg", 0, 180, low_open=False, high_open=False)
+  for key in ("dataset.train_rotation_deg", "dataset.train_tilt_deg"):
+    _real(config, key, 0, 180, low_open=False, high_open=False)
+  _real(config, "dataset.train_scale_range", 0, 1, low_open=False, high_open=True)
   center = config.dataset.center_channels
   _require(0 <= center <= channels, "dataset.center_channels", center, f"an integer in [0, {channels}] (the channels)")
+  joints = config.dataset.num_joints
+  joint = config.dataset.center_joint
+  _require(
+    isinstance(joint, int) and -1 <= joint < joints, "dataset.center_joint", joint, f"-1 or a joint in [0, {joints})"
+  )
+  data = config.dataset
+  xyz_only = {
+    "center_joint": joint != -1,
+    "minmax_normalize": data.minmax_normalize,
+    "train_rotation_deg": data.train_rotation_deg != 0,
+    "train_tilt_deg": data.train_tilt_deg != 0,
+    "train_scale_range": data.train_scale_range != 0,
+  }
+  for key, used in xyz_only.items():
+    _require(not used or channels >= 3, f"dataset.{key}", data[key], "off for data of fewer than 3 (xyz) channels")
 
   model = config.model
   _integer(config, "model.pool_every", 1)

@@ -10,7 +10,8 @@ One compiled program takes raw frames to probabilities, so that `predict`, `stre
   skeleton (B, T, M_in, V, C) float32 raw frames, num_frames (B,) int32 valid frames of each clip
     -> persons cut or zero-padded to the model's M
     -> the evaluation pipeline's centred crop (ratio `eval_crop`) linearly resized to the model's T'
-       (input_pipeline.crop_and_resize with offset 0.5, here in jax.numpy) and the optional centring
+       (input_pipeline.crop_and_resize with offset 0.5, here in jax.numpy) and the optional centring and min-max
+       normalisation
     -> SLnL-rFA -> softmax of the concatenated head (Eq. 17)  ->  (B, K) probabilities.
 
 The exported program keeps B, T and M_in symbolic, so one file serves any batch, clip length and person count.
@@ -77,6 +78,24 @@ def center_clip(skeleton: jax.Array, channels: int) -> jax.Array:
   return jnp.concatenate([coordinates - weight * mean, skeleton[..., channels:]], axis=-1)
 
 
+def center_on_joint(skeleton: jax.Array, joint: int) -> jax.Array:
+  """input_pipeline.center_on_joint in jax.numpy: the first person's `joint` in frame 0 off every person present."""
+  present = jnp.any(skeleton != 0.0, axis=(0, 2, 3)).astype(jnp.float32).reshape(1, -1, 1, 1)
+  return jnp.concatenate([skeleton[..., :3] - present * skeleton[0, 0, joint, :3], skeleton[..., 3:]], axis=-1)
+
+
+def minmax_normalize(skeleton: jax.Array) -> jax.Array:
+  """input_pipeline.minmax_normalize in jax.numpy: x, y, z of the persons present each onto [-1, 1]."""
+  inside = jnp.any(skeleton != 0.0, axis=(0, 2, 3)).reshape(1, -1, 1, 1)
+  xyz = skeleton[..., :3]
+  low = jnp.min(jnp.where(inside, xyz, jnp.inf), axis=(0, 1, 2))
+  high = jnp.max(jnp.where(inside, xyz, -jnp.inf), axis=(0, 1, 2))
+  extent = high - low
+  has_extent = extent > 0
+  normalized = jnp.where(has_extent, 2.0 * (xyz - low) / jnp.where(has_extent, extent, 1.0) - 1.0, 0.0)
+  return jnp.concatenate([normalized * inside.astype(jnp.float32), skeleton[..., 3:]], axis=-1)
+
+
 def preprocess(skeleton: jax.Array, num_frames: jax.Array, data: ml_collections.ConfigDict) -> jax.Array:
   """Raw frames (B, T, M_in, V, C) + valid frames (B,) -> the model's (B, M, T', V, C), as evaluation does."""
   batch, frames, _, joints, channels = skeleton.shape
@@ -86,8 +105,13 @@ def preprocess(skeleton: jax.Array, num_frames: jax.Array, data: ml_collections.
 
   def one(clip: jax.Array, n: jax.Array) -> jax.Array:
     clip = crop_and_resize(clip, n, out_frames=data.num_frames, ratio=data.eval_crop)
+    # The order of input_pipeline._to_model_input; configs saved before the view keys existed lack them.
     if data.center_channels:
       clip = center_clip(clip, data.center_channels)
+    if data.get("center_joint", -1) >= 0:
+      clip = center_on_joint(clip, data.center_joint)
+    if data.get("minmax_normalize", False):
+      clip = minmax_normalize(clip)
     return clip.transpose(1, 0, 2, 3)
 
   return jax.vmap(one)(skeleton, num_frames.astype(jnp.int32))

@@ -1,9 +1,13 @@
 """tf.data input pipeline: random/centred temporal crop, linear resize in time, batching, sharding.
 
 The paper (Sec. 4.1) trains on a contiguous random crop of each clip's valid frames, ratio ~ U[0.5, 1], resized
-("bilinear" in time) to a fixed T, and evaluates on a centred crop of ratio 0.95. Input datasets are the TFDS
-splits of `slnl_jax/data/builders.py` (or anything with the same element structure): dicts with `skeleton`
-(T, M, V, C) float32 of variable length T, `label` int and `num_frames` int; other keys are dropped.
+("bilinear" in time) to a fixed T, and evaluates on a centred crop of ratio 0.95. Optional, off by default
+(`config.dataset`): view normalisation of the cropped clip (centring, min-max to [-1, 1]) at training and
+evaluation, and a random view (turn, tilt, scale) of training clips, as the field's N-UCLA pipelines do.
+
+Input datasets are the TFDS splits of `slnl_jax/data/builders.py` (or anything with the same element
+structure): dicts with `skeleton` (T, M, V, C) float32 of variable length T, `label` int and `num_frames` int;
+other keys are dropped.
 
 Batches are `{"skeleton": (B, M, T, V, C) float32, "label": (B,) int32}` (+ `"mask": (B,) bool` at evaluation),
 B being the per-process batch. Randomness is a pure function of (seed, epoch, example index), so a resumed run
@@ -117,18 +121,82 @@ def center_clip(skeleton: tf.Tensor, channels: int) -> tf.Tensor:
   return tf.concat([skeleton[..., :channels] - weight * mean, skeleton[..., channels:]], axis=-1)
 
 
-def rotate_clip(skeleton: tf.Tensor, angle: tf.Tensor) -> tf.Tensor:
-  """Rotates the persons present by `angle` radians about the vertical (y) axis through the clip's mean position.
+def rotate_clip(skeleton: tf.Tensor, angle: tf.Tensor, axis: str = "y") -> tf.Tensor:
+  """Rotates the persons present by `angle` radians about the `axis` ("y" or "x") through the clip's mean position.
 
-  A camera moved around the subject (x' = x cos a + z sin a, z' = -x sin a + z cos a about the mean, y and
-  channels past xyz untouched); an all-zero person slot stays zero. Our augmentation, not the paper's: the
-  field's N-UCLA pipelines rotate training clips so that a model sees more views than the cameras had.
+  About y, the vertical axis, a camera moved around the subject (x' = x cos a + z sin a, z' = z cos a - x sin a);
+  about x, a camera tilted up or down (y' = y cos a - z sin a, z' = z cos a + y sin a); both about the mean, the
+  third coordinate and channels past xyz untouched; an all-zero person slot stays zero. Our augmentation, not
+  the paper's: the field's N-UCLA pipelines (CTR-GCN's feeder_ucla) turn training clips about y and x so that
+  a model sees more views than the cameras had.
   """
   weight, mean = _clip_mean(skeleton, 3)
   x, y, z = tf.unstack(skeleton[..., :3] - weight * mean, axis=-1)
   cos, sin = tf.cos(angle), tf.sin(angle)
-  rotated = tf.stack([cos * x + sin * z, y, cos * z - sin * x], axis=-1) + weight * mean
-  return tf.concat([rotated, skeleton[..., 3:]], axis=-1)
+  if axis == "y":
+    rotated = tf.stack([cos * x + sin * z, y, cos * z - sin * x], axis=-1)
+  elif axis == "x":
+    rotated = tf.stack([x, cos * y - sin * z, cos * z + sin * y], axis=-1)
+  else:
+    raise ValueError(f"axis must be 'y' or 'x', got {axis!r}")
+  return tf.concat([rotated + weight * mean, skeleton[..., 3:]], axis=-1)
+
+
+def scale_clip(skeleton: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+  """Scales the xyz of the persons present by `scale` about the clip's mean position (an absent person stays 0)."""
+  weight, mean = _clip_mean(skeleton, 3)
+  scaled = scale * (skeleton[..., :3] - weight * mean) + weight * mean
+  return tf.concat([scaled, skeleton[..., 3:]], axis=-1)
+
+
+def center_on_joint(skeleton: tf.Tensor, joint: int) -> tf.Tensor:
+  """Subtracts the xyz of `joint` of the first person in the first frame from every person present.
+
+  CTR-GCN's N-UCLA feeder centres each clip so (joint 1, the spine of the Kinect v1 skeleton): the clip then
+  starts at the origin wherever the subject stood. One offset for all persons keeps where they stand relative to
+  each other; an all-zero person slot stays zero. Before `minmax_normalize` it changes nothing (min-max ignores
+  a shift); CTR-GCN does both.
+  """
+  present = tf.reduce_any(tf.not_equal(skeleton, 0.0), axis=(0, 2, 3))
+  weight = tf.reshape(tf.cast(present, tf.float32), (1, -1, 1, 1))
+  return tf.concat([skeleton[..., :3] - weight * skeleton[0, 0, joint, :3], skeleton[..., 3:]], axis=-1)
+
+
+def minmax_normalize(skeleton: tf.Tensor) -> tf.Tensor:
+  """Maps each of x, y, z of the clip linearly onto [-1, 1]: its min over frames, joints and persons present to -1,
+  its max to 1 (CTR-GCN's N-UCLA feeder). An axis without extent (max = min) becomes 0; an all-zero person slot
+  stays zero and is left out of the min and max. Removes the subject's size and distance from the camera, and
+  with them a random scale of the clip: `train_scale_range` does nothing under it."""
+  present = tf.reduce_any(tf.not_equal(skeleton, 0.0), axis=(0, 2, 3))
+  inside = tf.reshape(present, (1, -1, 1, 1))
+  xyz = skeleton[..., :3]
+  low = tf.reduce_min(tf.where(inside, xyz, math.inf), axis=(0, 1, 2))
+  high = tf.reduce_max(tf.where(inside, xyz, -math.inf), axis=(0, 1, 2))
+  extent = high - low  # -inf when nobody is present: then every slot is zero and stays so
+  has_extent = extent > 0
+  normalized = tf.where(has_extent, 2.0 * (xyz - low) / tf.where(has_extent, extent, 1.0) - 1.0, 0.0)
+  normalized *= tf.cast(inside, tf.float32)
+  return tf.concat([normalized, skeleton[..., 3:]], axis=-1)
+
+
+def augment_view(skeleton: tf.Tensor, key: tf.Tensor, data: ml_collections.ConfigDict) -> tf.Tensor:
+  """The training clip's random view: a turn about y, then a tilt about x, then a scale, each by its own key.
+
+  Each draw folds its own number into the example's `key`, so turning one on leaves the crop and the other
+  draws as they were: U[-train_rotation_deg, +] about y, U[-train_tilt_deg, +] about x (CTR-GCN draws both in
+  [-60, 60] degrees), a scale U[1 - train_scale_range, 1 + train_scale_range]; all about the clip's mean.
+  """
+
+  def uniform(number: int) -> tf.Tensor:
+    return tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(key, number), -1.0, 1.0)
+
+  if data.train_rotation_deg:
+    skeleton = rotate_clip(skeleton, uniform(1) * math.radians(data.train_rotation_deg), "y")
+  if data.train_tilt_deg:
+    skeleton = rotate_clip(skeleton, uniform(2) * math.radians(data.train_tilt_deg), "x")
+  if data.train_scale_range:
+    skeleton = scale_clip(skeleton, 1.0 + uniform(3) * data.train_scale_range)
+  return skeleton
 
 
 def count_examples(ds: tf.data.Dataset) -> int:
@@ -169,9 +237,15 @@ def _per_process_batch(global_batch_size: int, process_count: int) -> int:
 
 
 def _to_model_input(skeleton: tf.Tensor, label: tf.Tensor, config: ml_collections.ConfigDict) -> Features:
-  """(T, M, V, C) -> the model's (M, T, V, C), centred if `config.dataset.center_channels`; int32 labels."""
-  if config.dataset.center_channels:
-    skeleton = center_clip(skeleton, config.dataset.center_channels)
+  """(T, M, V, C) -> the model's (M, T, V, C) after the configured normalisation (centring on the clip mean,
+  on a joint, min-max to [-1, 1], in that order; inference.preprocess does the same); int32 labels."""
+  data = config.dataset
+  if data.center_channels:
+    skeleton = center_clip(skeleton, data.center_channels)
+  if data.center_joint >= 0:
+    skeleton = center_on_joint(skeleton, data.center_joint)
+  if data.minmax_normalize:
+    skeleton = minmax_normalize(skeleton)
   return {"skeleton": tf.transpose(skeleton, (1, 0, 2, 3)), "label": tf.cast(label, tf.int32)}
 
 
@@ -214,10 +288,7 @@ def train_dataset(
       ratio=data.train_crop_min + (1.0 - data.train_crop_min) * ratio,
       offset_fraction=offset,
     )
-    if data.train_rotation_deg:
-      # Its own key, so that turning rotation on leaves every crop as it was.
-      turn = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(key, 1), -1.0, 1.0)
-      skeleton = rotate_clip(skeleton, turn * math.radians(data.train_rotation_deg))
+    skeleton = augment_view(skeleton, key, data)
     return _to_model_input(skeleton, example["label"], config)
 
   ds = ds.shard(process_count, process_index).enumerate()

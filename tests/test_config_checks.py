@@ -55,6 +55,10 @@ def test_shipped_configs_are_valid(name, argument):
     ("train.checkpoint_every_steps", 0, "an integer >= 1"),
     ("dataset.center_channels", 4, "an integer in [0, 3]"),
     ("dataset.train_rotation_deg", -10.0, "a number in [0, 180]"),
+    ("dataset.train_tilt_deg", 181.0, "a number in [0, 180]"),
+    ("dataset.train_scale_range", 1.0, "a number in [0, 1)"),
+    ("dataset.center_joint", 25, "-1 or a joint in [0, 25)"),
+    ("dataset.center_joint", -2, "-1 or a joint in [0, 25)"),
     ("model.frequency_attention", "amplitud", "one of ('none', 'amplitude'"),
     ("model.channels", (), "a non-empty tuple"),
   ],
@@ -68,6 +72,18 @@ def test_bad_values_name_key_and_range(key, value, allowed):
   message = str(e.value)
   assert message.startswith(f"config.{key}={value!r}: must be {allowed}"), message
   assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+  ("key", "value"),
+  [("center_joint", 0), ("minmax_normalize", True), ("train_tilt_deg", 10.0), ("train_scale_range", 0.1)],
+)
+def test_view_settings_need_xyz(key, value):
+  config = _load("default")
+  config.dataset.num_channels = 2
+  config.dataset[key] = value
+  with pytest.raises(config_checks.ConfigError, match=rf"config.dataset.{key}=.*: must be off for data of fewer"):
+    config_checks.validate(config)
 
 
 def test_the_model_checks_come_through():

@@ -26,10 +26,15 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 RUN = {"cwd": REPO, "capture_output": True, "text": True, "check": False}
 
 
-def tiny_config(num_joints=25, num_persons=2, center_channels=0):
+def tiny_config(num_joints=25, num_persons=2, center_channels=0, **dataset):
   config = default.get_config()
   config.dataset.update(
-    num_classes=4, num_frames=16, num_persons=num_persons, num_joints=num_joints, center_channels=center_channels
+    num_classes=4,
+    num_frames=16,
+    num_persons=num_persons,
+    num_joints=num_joints,
+    center_channels=center_channels,
+    **dataset,
   )
   config.model.update(num_joints_out=8, num_systems=2, channels=(8, 8), kernel_sizes=(3, 3), num_slnl_blocks=1)
   return config
@@ -101,11 +106,21 @@ def real_clips(shared_data):
 
 
 # Centring subtracts a float32 mean over T' x V values (~3 m) that TF and XLA sum in different orders: about
-# sqrt(400) ulp apart, so 1e-5 there; crop + resize alone are the same arithmetic, within 1e-6.
-@pytest.mark.parametrize(("center_channels", "atol"), [(0, 1e-6), (3, 1e-5)])
-def test_preprocessing_equals_the_tf_eval_pipeline_on_real_clips(shared_data, center_channels, atol):
+# sqrt(400) ulp apart, so 1e-5 there; crop + resize alone are the same arithmetic, within 1e-6. Centring on a
+# joint and min-max are elementwise after a min and max (exact in any order): a few ulp of values within 1.
+@pytest.mark.parametrize(
+  ("view", "atol"),
+  [
+    ({}, 1e-6),
+    ({"center_channels": 3}, 1e-5),
+    ({"center_joint": 1}, 1e-6),
+    ({"minmax_normalize": True}, 1e-6),
+    ({"center_channels": 3, "center_joint": 1, "minmax_normalize": True}, 1e-5),
+  ],
+)
+def test_preprocessing_equals_the_tf_eval_pipeline_on_real_clips(shared_data, view, atol):
   for joints, clips in real_clips(shared_data).items():
-    config = tiny_config(num_joints=joints, num_persons=2, center_channels=center_channels)
+    config = tiny_config(num_joints=joints, num_persons=2, **view)
     expected = next(input_pipeline.as_numpy(eval_batches(config, clips)))["skeleton"]
     padded = max(len(c) for c in clips)
     raw = np.zeros((len(clips), padded + 5, 3, joints, 3), np.float32)  # extra frames and a third person slot

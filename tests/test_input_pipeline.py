@@ -440,3 +440,104 @@ def test_train_rotation_turns_each_clip_rigidly_within_the_range_and_keeps_its_c
       angles.append(turn[0])
   assert np.all(np.abs(np.degrees(angles)) <= 30.0 + 1e-3)
   assert np.std(angles) > np.radians(5)  # a different turn per clip
+
+
+def test_rotate_clip_about_x_hand_worked():
+  # One frame, persons 0 (absent) and 1, two joints (x, y, z): a quarter turn about x through the mean (5, 2, 3).
+  skeleton = np.zeros((1, 2, 2, 3), np.float32)
+  skeleton[0, 1, 0] = [4.0, 1.0, 3.0]  # (y, z) - mean = (-1, 0)
+  skeleton[0, 1, 1] = [6.0, 3.0, 3.0]  # (1, 0)
+  rotated = input_pipeline.rotate_clip(tf.constant(skeleton), tf.constant(math.pi / 2), "x").numpy()
+  # y' = y cos a - z sin a, z' = z cos a + y sin a about the mean: (-1, 0) -> (0, -1), (1, 0) -> (0, 1); x kept.
+  expected = skeleton.copy()
+  expected[0, 1, 0] = [4.0, 2.0, 2.0]
+  expected[0, 1, 1] = [6.0, 2.0, 4.0]
+  np.testing.assert_allclose(rotated, expected, atol=1e-6)
+  assert np.all(rotated[:, 0] == 0.0)
+
+
+def test_scale_clip_hand_worked():
+  skeleton = np.zeros((1, 2, 2, 4), np.float32)
+  skeleton[0, 1, 0] = [1.0, 2.0, 3.0, 0.9]
+  skeleton[0, 1, 1] = [3.0, 4.0, 5.0, 0.9]  # mean (2, 3, 4)
+  scaled = input_pipeline.scale_clip(tf.constant(skeleton), tf.constant(1.5)).numpy()
+  expected = skeleton.copy()
+  expected[0, 1, 0, :3] = [0.5, 1.5, 2.5]
+  expected[0, 1, 1, :3] = [3.5, 4.5, 5.5]
+  np.testing.assert_allclose(scaled, expected, atol=1e-6)
+  assert np.all(scaled[:, 0] == 0.0)
+
+
+def test_center_on_joint_hand_worked():
+  # Two frames, persons 0 and 1 present, 2 absent; joint 1 of person 0 in frame 0 is (1, 2, 3); score kept.
+  skeleton = np.zeros((2, 3, 2, 4), np.float32)
+  skeleton[:, :2, :, 3] = 0.9
+  skeleton[0, 0, 1, :3] = [1.0, 2.0, 3.0]
+  skeleton[1, 0, 0, :3] = [4.0, 4.0, 4.0]
+  skeleton[0, 1, 0, :3] = [2.0, 2.0, 2.0]
+  centred = input_pipeline.center_on_joint(tf.constant(skeleton), 1).numpy()
+  expected = skeleton.copy()
+  expected[:, :2, :, :3] -= np.array([1.0, 2.0, 3.0], np.float32)
+  np.testing.assert_allclose(centred, expected)
+  assert centred[0, 0, 1, :3].tolist() == [0.0, 0.0, 0.0]
+  assert np.all(centred[:, 2] == 0.0)  # the absent person stays absent
+
+
+def test_minmax_normalize_hand_worked():
+  # Two frames, persons 0 (absent) and 1, two joints, (x, y, z, score).
+  skeleton = np.zeros((2, 2, 2, 4), np.float32)
+  skeleton[:, 1, :, 3] = 0.9  # score: never normalised
+  skeleton[0, 1, 0, :3] = [1.0, 5.0, -2.0]
+  skeleton[0, 1, 1, :3] = [3.0, 5.0, 0.0]
+  skeleton[1, 1, 0, :3] = [5.0, 5.0, -2.0]
+  skeleton[1, 1, 1, :3] = [7.0, 5.0, 2.0]
+  normalized = input_pipeline.minmax_normalize(tf.constant(skeleton)).numpy()
+  # x: 1..7 -> -1..1 (1, 3, 5, 7 -> -1, -1/3, 1/3, 1); y: no extent -> 0; z: -2..2 -> -1..1. The absent
+  # person's zeros do not count as a minimum of 0.
+  expected = skeleton.copy()
+  expected[0, 1, 0, :3] = [-1.0, 0.0, -1.0]
+  expected[0, 1, 1, :3] = [-1 / 3, 0.0, 0.0]
+  expected[1, 1, 0, :3] = [1 / 3, 0.0, -1.0]
+  expected[1, 1, 1, :3] = [1.0, 0.0, 1.0]
+  np.testing.assert_allclose(normalized, expected, atol=1e-6)
+  assert np.all(normalized[:, 0] == 0.0)
+  empty = input_pipeline.minmax_normalize(tf.zeros((2, 2, 2, 3))).numpy()
+  assert np.all(empty == 0.0)  # nobody present: zeros, no NaN
+
+
+def test_view_normalisation_applies_to_train_and_eval_batches():
+  # _xyz_dataset: x = frame + joint, y = example id (no extent), z = 2 * joint; centred on joint 1, min-max.
+  view = {"num_channels": 3, "center_joint": 1, "minmax_normalize": True}
+  for batches in (_train(_xyz_dataset(8), **view), _eval(_xyz_dataset(8), **view)):
+    for batch in batches:
+      skeleton = batch["skeleton"][batch.get("mask", np.ones(4, bool))]
+      np.testing.assert_allclose(skeleton[..., [0, 2]].min(axis=(1, 2, 3)), -1.0, atol=1e-6)
+      np.testing.assert_allclose(skeleton[..., [0, 2]].max(axis=(1, 2, 3)), 1.0, atol=1e-6)
+      assert np.all(skeleton[..., 1] == 0.0)
+      np.testing.assert_allclose(skeleton[..., 0, 1, 2], 1.0, atol=1e-6)  # z of joint 1 is the max
+      np.testing.assert_allclose(skeleton[..., 0, 0, 2], -1.0, atol=1e-6)
+
+
+def test_train_tilt_turns_each_clip_about_x_and_keeps_its_crop_and_the_turn():
+  plain = _train(_xyz_dataset(8), num_channels=3, train_rotation_deg=30.0)
+  tilted = _train(_xyz_dataset(8), num_channels=3, train_rotation_deg=30.0, train_tilt_deg=45.0)
+  scaled = _train(_xyz_dataset(8), num_channels=3, train_rotation_deg=30.0, train_scale_range=0.5)
+  angles, scales = [], []
+  for a, b, c in zip(plain, tilted, scaled, strict=True):
+    np.testing.assert_array_equal(a["label"], b["label"])
+    np.testing.assert_array_equal(a["skeleton"][..., 0], b["skeleton"][..., 0])  # x (and the crop, the turn) kept
+    for clip_a, clip_b, clip_c in zip(a["skeleton"], b["skeleton"], c["skeleton"], strict=True):
+      rel_a = clip_a[..., 1:] - clip_a[..., 1:].mean(axis=(0, 1, 2))
+      rel_b = clip_b[..., 1:] - clip_b[..., 1:].mean(axis=(0, 1, 2))
+      far = np.linalg.norm(rel_a, axis=-1) > 0.5
+      turn = np.arctan2(rel_b[..., 1], rel_b[..., 0]) - np.arctan2(rel_a[..., 1], rel_a[..., 0])
+      turn = (turn[far] + np.pi) % (2 * np.pi) - np.pi
+      np.testing.assert_allclose(turn, turn[0], atol=1e-4)
+      angles.append(turn[0])
+      rel_c = clip_c - clip_c.mean(axis=(0, 1, 2))
+      full = clip_a - clip_a.mean(axis=(0, 1, 2))
+      ratio = np.linalg.norm(rel_c) / np.linalg.norm(full)
+      np.testing.assert_allclose(rel_c, ratio * full, atol=1e-4)  # a pure scale about the mean
+      scales.append(ratio)
+  assert np.all(np.abs(np.degrees(angles)) <= 45.0 + 1e-3) and np.std(angles) > np.radians(5)
+  assert np.all((np.array(scales) >= 0.5 - 1e-5) & (np.array(scales) <= 1.5 + 1e-5)) and np.std(scales) > 0.05
