@@ -12,7 +12,9 @@ one person and 20 joints: N' = 32 joints out of the skeleton transformer (the pa
 we keep the same ratio of under 2x), T = 32 frames (the median clip has 31; many have under 20). As for NTU
 cross-view, M1 = 3 SLnL blocks and SMFL(gamma 2, margin 0.6), the paper's cross-view loss (Table 3). 1,020
 clips give 63 steps of batch 16 per epoch; 100 epochs with lr decay 0.96 replace the paper's NTU schedule (an
-accelerator-sized preset, not measured here; configs/nw_ucla_cpu.py is the measured one).
+accelerator-sized preset, not measured here; configs/nw_ucla_cpu.py is the measured one). Raw camera coordinates
+as there; CTR-GCN's view normalisation is `center_joint=1 minmax_normalize=True train_rotation_deg=60
+train_tilt_deg=60` in config.dataset (on view_val at the CPU budget it did not help, docs/results.md).
 """
 
 import os

@@ -3,7 +3,9 @@
 configs/nw_ucla.py with the model of configs/msr_action3d_cpu.py (N' = 16, K = 4, channels 32-32-64-64, M1 = 2
 SLnL blocks + 2 local), T = 16 frames, 30 epochs with lr decay 0.91 per epoch (63 steps of batch 16 each) and an
 evaluation every 5 epochs. docs/results.md reports what this budget reaches and how the settings were chosen on
-the validation protocol `nw_ucla/view_val` (view 1 trains, view 2 tests), never on view 3.
+the validation protocol `nw_ucla/view_val` (view 1 trains, view 2 tests), never on view 3: raw camera
+coordinates, because centring, CTR-GCN's per-axis min-max normalisation and random rotations in training
+(`config.dataset` options) did not beat them there at this budget.
 """
 
 import ml_collections
