@@ -2,14 +2,19 @@
 
 import contextlib
 import functools
+import importlib.util
 import math
+import pathlib
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.experimental.pallas import tpu as pltpu
 
+from configs import ntu60_xsub
+from slnl_jax import models, steps
 from slnl_jax.models import NonLocal, nonlocal_attention
 
 B, T, N, C, L, FEATURES = 2, 4, 3, 6, 3, 5
@@ -93,6 +98,21 @@ def test_chunked_matches_einsum_in_value_and_gradient(kind, chunk, params, monke
   ):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
   np.testing.assert_allclose(loss(params, "chunked"), loss(params, "einsum"), rtol=1e-5)
+
+
+@pytest.mark.parametrize("query_chunk", [3, 7, 12])
+def test_chunked_query_chunk_argument_equals_a_naive_softmax(query_chunk):
+  """`chunked_attention(..., query_chunk)` (benchmarks/nonlocal_attention.py sweeps it) against a per-row loop."""
+  rng = np.random.default_rng(5)
+  q, k, v = (rng.normal(size=(2, 12, 4)).astype(np.float32) for _ in range(3))
+  expected = np.zeros_like(v)
+  for g in range(2):
+    for i in range(12):
+      logits = np.array([q[g, i] @ k[g, j] for j in range(12)], np.float64)
+      weights = np.exp(logits - logits.max())
+      expected[g, i] = (weights / weights.sum()) @ v[g]
+  out = nonlocal_attention.chunked_attention(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), query_chunk)
+  np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
 
 
 def _flash_shaped(seed: int) -> list[jax.Array]:
@@ -203,3 +223,30 @@ def test_bad_settings_are_rejected(field, value, x):
   kwargs = {"kind": "spatial", "features": FEATURES, field: value}
   with pytest.raises(ValueError, match=value):
     NonLocal(**kwargs).init(jax.random.key(0), x)
+
+
+def test_attention_benchmark_shapes_are_the_models():
+  """benchmarks/nonlocal_attention.py derives each block's (kind, G, P, L) from the config by hand; the model,
+  traced with every NonLocal call intercepted, must give it exactly those shapes (once per stream)."""
+  path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "nonlocal_attention.py"
+  spec = importlib.util.spec_from_file_location("nonlocal_attention_benchmark", path)
+  benchmark = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(benchmark)
+
+  config = ntu60_xsub.get_config()
+  seen = []
+
+  def record(next_fun, args, kwargs, context):
+    if isinstance(context.module, NonLocal) and context.method_name == "__call__":
+      b, t, n, c = args[0].shape
+      groups, positions = {"temporal": (b * n, t), "spatial": (b * t, n), "spatio_temporal": (b, t * n)}[
+        context.module.kind
+      ]
+      seen.append((context.module.kind, groups, positions, max(1, round(context.module.embed_ratio * c))))
+    return next_fun(*args, **kwargs)
+
+  model = models.create_model(config)
+  with nn.intercept_methods(record):
+    jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros(steps.input_shape(config, 3)), train=False))
+  expected = [shape[1:] for shape in benchmark.attention_shapes(config, 3, list(config.model.nonlocal_kinds))]
+  assert sorted(seen) == sorted(expected * benchmark.STREAMS)

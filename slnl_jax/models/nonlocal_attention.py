@@ -140,17 +140,18 @@ def _chunked_bwd(chunk: int, residuals: tuple, d_out: jax.Array) -> tuple[jax.Ar
 _chunked.defvjp(_chunked_fwd, _chunked_bwd)
 
 
-def chunked_attention(query: jax.Array, key: jax.Array, value: jax.Array) -> jax.Array:
+def chunked_attention(query: jax.Array, key: jax.Array, value: jax.Array, query_chunk: int | None = None) -> jax.Array:
   """softmax(query key^T) value for (G, P, L) inputs, one group and one chunk of query rows at a time.
 
   Memory-efficient attention in the manner of FlashAttention (Dao et al., 2022): the forward pass keeps only each
   row's log-sum-exp, the backward pass recomputes one chunk's affinity from it, so memory grows with
   P * QUERY_CHUNK rather than G * P^2 (at NTU size, P = 4096, the 64 MiB-per-clip affinity never exists whole).
   Working on one group's chunk at a time also keeps it in cache: on CPU this runs 2-3x as fast as the
-  whole-affinity einsum (benchmarks/README.md). The chunk is the largest divisor of P not above QUERY_CHUNK.
+  whole-affinity einsum (benchmarks/README.md). The chunk is the largest divisor of P not above `query_chunk`
+  (default QUERY_CHUNK).
   """
   p = query.shape[1]
-  chunk = min(p, QUERY_CHUNK)
+  chunk = min(p, query_chunk or QUERY_CHUNK)
   while p % chunk:
     chunk -= 1
   return _chunked(query, key, value, chunk)
