@@ -27,13 +27,6 @@ from ml_collections import config_flags
 
 from slnl_jax.models import nonlocal_attention
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/ntu60_xsub.py", "Model/data config.")
-_BATCH = flags.DEFINE_integer("batch_size", None, "Batch size (default: config.train.batch_size).")
-_IMPLS = flags.DEFINE_list("impls", ["chunked"], f"Implementations, among {sorted(nonlocal_attention.ATTENTIONS)}.")
-_CHUNKS = flags.DEFINE_list("query_chunks", [], "Query-row chunk sizes for `chunked` (default: its own).")
-_KINDS = flags.DEFINE_list("kinds", [], "Non-local kinds (default: config.model.nonlocal_kinds).")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs of each function; the fastest is printed.")
-
 STREAMS = 2  # the position and the velocity stream run the same blocks
 
 
@@ -71,15 +64,26 @@ def best_time(fn: Callable[..., jax.Array], *args: jax.Array, repeats: int) -> f
   return min(times)
 
 
+def define_flags() -> None:
+  """The command line's flags; defined only when run as a script, so that tests can import `attention_shapes`."""
+  config_flags.DEFINE_config_file("config", "configs/ntu60_xsub.py", "Model/data config.")
+  flags.DEFINE_integer("batch_size", None, "Batch size (default: config.train.batch_size).")
+  flags.DEFINE_list("impls", ["chunked"], f"Implementations, among {sorted(nonlocal_attention.ATTENTIONS)}.")
+  flags.DEFINE_list("query_chunks", [], "Query-row chunk sizes for `chunked` (default: its own).")
+  flags.DEFINE_list("kinds", [], "Non-local kinds (default: config.model.nonlocal_kinds).")
+  flags.DEFINE_integer("repeats", 3, "Timed runs of each function; the fastest is printed.")
+
+
 def main(argv: list[str]) -> None:
   del argv
-  config = _CONFIG.value
-  batch_size = _BATCH.value or config.train.batch_size
-  kinds = _KINDS.value or list(config.model.nonlocal_kinds)
+  args = flags.FLAGS
+  config = args.config
+  batch_size = args.batch_size or config.train.batch_size
+  kinds = args.kinds or list(config.model.nonlocal_kinds)
   variants: dict[str, Callable[..., jax.Array]] = {}
-  for name in _IMPLS.value:
-    if name == "chunked" and _CHUNKS.value:
-      for chunk in map(int, _CHUNKS.value):
+  for name in args.impls:
+    if name == "chunked" and args.query_chunks:
+      for chunk in map(int, args.query_chunks):
         variants[f"chunked/{chunk}"] = lambda q, k, v, c=chunk: nonlocal_attention.chunked_attention(q, k, v, c)
     else:
       variants[name] = nonlocal_attention.ATTENTIONS[name]
@@ -92,8 +96,8 @@ def main(argv: list[str]) -> None:
     for name, attention in variants.items():
       forward = jax.jit(attention)
       both = jax.jit(jax.grad(lambda q, k, v, a=attention: jnp.sum(a(q, k, v) * v), argnums=(0, 1, 2)))
-      fwd_s = best_time(forward, q, k, v, repeats=_REPEATS.value)
-      both_s = best_time(both, q, k, v, repeats=_REPEATS.value)
+      fwd_s = best_time(forward, q, k, v, repeats=args.repeats)
+      both_s = best_time(both, q, k, v, repeats=args.repeats)
       totals[name] += STREAMS * both_s
       rate = 12 * groups * positions**2 * embed / both_s / 1e9
       print(
@@ -106,4 +110,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
