@@ -8,9 +8,10 @@ r"""Runs the paper's ablation chain (Baseline1 -> 2 -> 3 -> full model, Tables 3
 the same budget, trained for seeds config.seed, config.seed + 1, .... Studies (slnl_jax/ablation.py): `chain`
 (Baseline1, Baseline2, Baseline3, full model), `endpoints` (Baseline1 and the full model only), `loss`
 (Table 3 on Baseline1), `frequency` (Table 4 on Baseline2), `affinity` (Table 5 on Baseline3), `all` (the
-chain and Tables 3-5). Finished runs (DIR/runs/<key>/seed_<s>/result.json, the key naming every setting that
-differs from --config) are reused and unfinished ones resume, so an interrupted study continues where it
-stopped. Writes DIR/report_<study>_seeds<n>/: results.md (the tables, mean +- std of top-1 over seeds and every
+chain and Tables 3-5); --study repeated puts several in one report. Finished runs
+(DIR/runs/<key>/seed_<s>/result.json, the key naming every setting that differs from --config) are reused and
+unfinished ones resume, so an interrupted study continues where it stopped. Writes
+DIR/report_<study>[+<study>...]_seeds<n>/: results.md (the tables, mean +- std of top-1 over seeds and every
 seed), <study>.png bar charts, learning_curve.png (the full model) and results.json.
 """
 
@@ -31,7 +32,9 @@ from slnl_jax import ablation, checkpointing, sharding
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The full model's config, e.g. configs/msr_action3d_cpu.py.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for every run and the report.")
-_STUDY = flags.DEFINE_enum("study", "all", [*ablation.STUDIES, "all"], "Which table(s) to run.")
+_STUDY = flags.DEFINE_multi_enum(
+  "study", ["all"], [*ablation.STUDIES, "all"], "Which table(s) to run, in one report (repeat the flag for several)."
+)
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per variant: config.seed, config.seed + 1, ...", lower_bound=1)
 _REPORT_DIR = flags.DEFINE_string(
   "report_dir", None, "Where results.md, results.json and the PNGs go (default: WORKDIR/report_<study>_seeds<n>)."
@@ -54,12 +57,12 @@ def main(argv: Sequence[str]) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   config = _CONFIG.value
   root = pathlib.Path(_WORKDIR.value)
-  studies = ablation.ALL if _STUDY.value == "all" else (_STUDY.value,)
+  studies = ablation.ALL if "all" in _STUDY.value else tuple(_STUDY.value)
   seeds = [config.seed + i for i in range(_SEEDS.value)]
   tables = ablation.run_study(config, studies, seeds, root, ablations.apply)
   command = shlex.join(["python", "tools/ablate.py", *sys.argv[1:]])
   # One report folder per (study, seeds) request: a later request over the same runs adds a report beside it.
-  out_dir = pathlib.Path(_REPORT_DIR.value or root / f"report_{_STUDY.value}_seeds{_SEEDS.value}")
+  out_dir = pathlib.Path(_REPORT_DIR.value or root / f"report_{'+'.join(_STUDY.value)}_seeds{_SEEDS.value}")
   report = ablation.write_report(tables, root, out_dir, command, seeds, curve_key=ablation.run_key(config, config))
   print(report.read_text())
 
