@@ -2,7 +2,7 @@ r"""The accelerator sweep of issue 14: benchmarks/train_step.py over presets x d
 
   python benchmarks/accelerator_sweep.py [--steps=20] [--out=sweep.md] \
       [--cases=configs/ntu60_xsub.py:32,configs/ntu60_xsub.py:64,configs/kinetics.py:128] \
-      [--dtypes=float32,bfloat16] [--impls=auto,chunked,einsum]
+      [--dtypes=float32,bfloat16] [--impls=auto,chunked,einsum] [--time_limit=30] [--log=sweep.log]
 
 Each case is one run of `benchmarks/train_step.py` in its own process (so "peak device memory", the backend's
 `peak_bytes_in_use`, belongs to that case alone) on generated batches: JAX, flax, optax and ml_collections only,
@@ -31,8 +31,10 @@ _CASES = flags.DEFINE_list(
 _DTYPES = flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Compute dtypes.")
 _IMPLS = flags.DEFINE_list("impls", ["auto", "chunked", "einsum"], "config.model.nonlocal_impl values.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per case (after one warm-up step).")
+_TIME_LIMIT = flags.DEFINE_float("time_limit", 30, "Seconds of timed steps per case before it stops (>= 3 steps).")
 _TIMEOUT = flags.DEFINE_integer("timeout", 1800, "Seconds before a case is stopped and reported as a timeout.")
-_OUT = flags.DEFINE_string("out", None, "Also write the markdown table here.")
+_OUT = flags.DEFINE_string("out", None, "Also write the markdown table here (rewritten after every case).")
+_LOG = flags.DEFINE_string("log", None, "Append each case's command and full output here.")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 COLUMNS = ("step time (median)", "samples/s", "MFU", "peak device memory", "memory plan: XLA temporaries")
@@ -47,6 +49,7 @@ def run_case(config: str, batch: int, dtype: str, impl: str) -> dict[str, str]:
     f"--batch_size={batch}",
     f"--dtype={dtype}",
     f"--steps={_STEPS.value}",
+    f"--time_limit={_TIME_LIMIT.value}",
     f"--config.model.nonlocal_impl={impl}",
   ]
   start = time.perf_counter()
@@ -54,6 +57,9 @@ def run_case(config: str, batch: int, dtype: str, impl: str) -> dict[str, str]:
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=_TIMEOUT.value, check=False)
   except subprocess.TimeoutExpired:
     return {"error": f"timeout after {_TIMEOUT.value} s"}
+  if _LOG.value:
+    with open(_LOG.value, "a") as log:
+      log.write(f"$ {' '.join(command)}\n{result.stdout}{result.stderr[-4000:]}\n")
   if result.returncode != 0:
     lines = [line for line in result.stderr.splitlines() if line.strip()] or [f"exit status {result.returncode}"]
     # The exception's own line, not JAX's traceback-filtering note after it.
@@ -85,12 +91,17 @@ def main(argv: list[str]) -> None:
       for impl in _IMPLS.value:
         rows = run_case(config, int(batch), dtype, impl)
         results.append((config, int(batch), dtype, impl, rows))
-        print(f"{config} batch {batch} {dtype} {impl}: {rows.get('error') or rows.get('step time (median)')}")
+        print(
+          f"{config} batch {batch} {dtype} {impl}: {rows.get('error') or rows.get('step time (median)')}", flush=True
+        )
+        if _OUT.value:  # after every case, so a sweep stopped part-way keeps what it measured
+          pathlib.Path(_OUT.value).write_text(report(results))
+  print(report(results))
+
+
+def report(results: list[tuple[str, int, str, str, dict[str, str]]]) -> str:
   device = next((rows["device"] for *_, rows in results if "device" in rows), "unknown device")
-  out = f"Device: {device}; {_STEPS.value} timed steps per case.\n\n{table(results)}\n"
-  print(out)
-  if _OUT.value:
-    pathlib.Path(_OUT.value).write_text(out)
+  return f"Device: {device}; up to {_STEPS.value} timed steps per case ({_TIME_LIMIT.value:g} s).\n\n{table(results)}\n"
 
 
 if __name__ == "__main__":

@@ -40,6 +40,9 @@ _BATCH = flags.DEFINE_integer("batch_size", None, "Global batch size (default: c
 _STEPS = flags.DEFINE_integer("steps", None, "Timed steps after warm-up (default: 20 on accelerators, 5 on CPU).")
 _DTYPE = flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"], "Compute dtype (default: config.dtype).")
 _WARMUP = flags.DEFINE_integer("warmup", 1, "Untimed steps after compilation.")
+_TIME_LIMIT = flags.DEFINE_float(
+  "time_limit", None, "Stop timing once the timed steps add up to this many seconds (at least 3 steps are timed)."
+)
 _LOWER_FOR = flags.DEFINE_list(
   "lower_for", None, "Only lower the step for these platforms (cpu, cuda, rocm, tpu) and count its serial loops."
 )
@@ -243,13 +246,15 @@ def main(argv: list[str]) -> None:
     state, metrics = compiled(state, batch)
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - start)
+    if _TIME_LIMIT.value and len(times) >= 3 and sum(times) > _TIME_LIMIT.value:
+      break
   step_s = statistics.median(times)
 
   peak, peak_source = device_peak(config.dtype)
   achieved = flops / step_s
   device_mem = jax.devices()[0].memory_stats() or {}
   rows += [
-    ("step time (median)", f"{step_s:.3f} s over {num_steps} steps (min {min(times):.3f}, max {max(times):.3f})"),
+    ("step time (median)", f"{step_s:.4f} s over {len(times)} steps (min {min(times):.4f}, max {max(times):.4f})"),
     ("samples/s", f"{batch_size / step_s:.2f}"),
     ("achieved", f"{achieved / 1e9:.1f} GFLOP/s"),
     ("peak", f"{peak / 1e9:.1f} GFLOP/s ({peak_source})" if peak else f"n/a ({peak_source})"),
