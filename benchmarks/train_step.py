@@ -18,6 +18,8 @@ number of serial loops (`stablehlo.while` ops) in the lowered module and the lar
 
 from __future__ import annotations
 
+import math
+import pathlib
 import re
 import resource
 import statistics
@@ -45,6 +47,12 @@ _TIME_LIMIT = flags.DEFINE_float(
 )
 _LOWER_FOR = flags.DEFINE_list(
   "lower_for", None, "Only lower the step for these platforms (cpu, cuda, rocm, tpu) and count its serial loops."
+)
+_START_AFTER = flags.DEFINE_string(
+  "start_after",
+  None,
+  "After compiling and warming up, create PATH.ready and wait until PATH exists before timing (used by "
+  "accelerator_sweep.py --concurrent, which times its cases one at a time).",
 )
 _COMPILE_ONLY = flags.DEFINE_bool(
   "compile_only", False, "Stop after compiling: FLOPs and XLA's memory plan, no steps (sizes any device's need)."
@@ -90,17 +98,24 @@ def device_peak(dtype: str) -> tuple[float | None, str]:
   return None, f"unknown device {device.device_kind!r}"
 
 
-def model_flops(config, mesh, model, state, batch, lr_fn) -> float:
-  """FLOPs of one train step: XLA's cost analysis of the step of `models.flop_reference(model)`."""
-  apply_fn = models.flop_reference(model).apply
-  cost = (
-    steps.jit_train_step(mesh, losses.get_loss_fn(config.loss), lr_fn)
-    .lower(state.replace(apply_fn=apply_fn), batch)
-    .cost_analysis()
+def model_flops(config, model, batch_size: int, lr_fn) -> float:
+  """FLOPs of one train step: XLA's cost analysis of the step of `models.flop_reference(model)`.
+
+  The step is lowered for one CPU device, whatever the default backend: the count belongs to the program, and
+  GPU backends give no analysis of a lowered (uncompiled) module. NaN where no count is available.
+  """
+  cpu_mesh = jax.sharding.Mesh(
+    np.array(jax.devices("cpu")[:1]), (sharding.DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,)
   )
+  reference = models.flop_reference(model)
+  tx = steps.create_optimizer(config, lr_fn)
+  state = jax.eval_shape(lambda: steps.create_train_state(config, reference, tx, cpu_mesh))
+  batch = steps.abstract_batch(config, batch_size, cpu_mesh)
+  step = steps.jit_train_step(cpu_mesh, losses.get_loss_fn(config.loss), lr_fn)
+  cost = step.lower(state, batch).cost_analysis()
   if isinstance(cost, list | tuple):  # older jax: one dict per program
     cost = cost[0]
-  return float(cost.get("flops", float("nan")))
+  return float((cost or {}).get("flops", float("nan")))
 
 
 # The Pallas GPU kernels are Triton custom calls, which jax.export only writes when told that the module is
@@ -213,7 +228,7 @@ def main(argv: list[str]) -> None:
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - start
-  flops = model_flops(config, mesh, model, state, batch, lr_fn)
+  flops = model_flops(config, model, batch_size, lr_fn)
   memory = compiled.memory_analysis()
   plan = {
     "XLA temporaries": memory.temp_size_in_bytes,
@@ -240,6 +255,11 @@ def main(argv: list[str]) -> None:
   for _ in range(_WARMUP.value):
     state, _ = compiled(state, batch)
   jax.block_until_ready(state)
+  if _START_AFTER.value:
+    go = pathlib.Path(_START_AFTER.value)
+    go.with_suffix(go.suffix + ".ready").touch()
+    while not go.exists():
+      time.sleep(0.2)
   times = []
   for _ in range(num_steps):
     start = time.perf_counter()
@@ -258,7 +278,7 @@ def main(argv: list[str]) -> None:
     ("samples/s", f"{batch_size / step_s:.2f}"),
     ("achieved", f"{achieved / 1e9:.1f} GFLOP/s"),
     ("peak", f"{peak / 1e9:.1f} GFLOP/s ({peak_source})" if peak else f"n/a ({peak_source})"),
-    ("MFU", f"{100 * achieved / peak:.1f} %" if peak else "n/a"),
+    ("MFU", f"{100 * achieved / peak:.1f} %" if peak and math.isfinite(achieved) else "n/a"),
     ("peak host RSS", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"),
   ]
   if "peak_bytes_in_use" in device_mem:

@@ -161,7 +161,7 @@ def test_every_implementation_matches_the_einsum_in_value_and_gradients(name):
   jax.default_backend() != "gpu", reason="needs a GPU: the compiled Triton kernel, not the interpreter"
 )
 @pytest.mark.parametrize("dtype, tolerance", [(jnp.float32, 2e-3), (jnp.bfloat16, 2e-2)])
-@pytest.mark.parametrize("positions, channels", [(4096, 32), (1024, 64)])  # blocks 0-1 and 2-3 of the NTU preset
+@pytest.mark.parametrize("positions, channels", [(4096, 32), (1024, 64), (256, 128)])  # NTU blocks 0-1, 2-3, 4
 def test_gpu_flash_kernel_on_a_gpu_matches_the_einsum(positions, channels, dtype, tolerance):
   """The compiled Pallas GPU kernel at the model's shapes against the float32 einsum on the same rounded inputs.
 

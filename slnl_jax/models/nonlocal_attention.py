@@ -13,6 +13,7 @@ and has its own residual path. W_w starts at zero, so a freshly initialised SLnL
 block and the non-local branch grows from there (the non-local paper's zero-init of the output transform).
 """
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -162,9 +163,18 @@ def gpu_flash_attention(query: jax.Array, key: jax.Array, value: jax.Array, *, i
 
   One head, scale 1; forward and backward are fused kernels that never hold a (P, P) affinity. Needs
   P % FLASH_BLOCK == 0. `interpret` runs the kernel in Pallas's interpreter (any backend, for tests).
+
+  The forward kernel stages two key and two value tiles of block_k x L in shared memory; the default block_k of
+  128 asks for 256 KiB at L = 128 in float32, over an H100/H200's 227 KiB (seen on an H200, NTU preset block 4),
+  so block_k halves until a tile is at most 32 KiB.
   """
   heads = (query[:, :, None], key[:, :, None], value[:, :, None])  # (G, P, 1 head, L)
-  return gpu_attention.mha(*heads, None, sm_scale=1.0, interpret=interpret)[:, :, 0]
+  block_k = FLASH_BLOCK
+  padded = 1 << (query.shape[-1] - 1).bit_length()  # the kernel pads L to a power of two
+  while block_k > 16 and block_k * padded * query.dtype.itemsize > 32 * 1024:
+    block_k //= 2
+  blocks = dataclasses.replace(gpu_attention.BlockSizes.get_default(), block_k=block_k)
+  return gpu_attention.mha(*heads, None, sm_scale=1.0, block_sizes=blocks, interpret=interpret)[:, :, 0]
 
 
 def tpu_flash_attention(query: jax.Array, key: jax.Array, value: jax.Array) -> jax.Array:
