@@ -57,7 +57,6 @@ class Case:
   """One benchmarks/train_step.py process; `--concurrent` starts all of them, then times them one at a time."""
 
   def __init__(self, config: str, batch: int, dtype: str, impl: str, scratch: pathlib.Path, index: int):
-    self.config, self.batch, self.dtype, self.impl = config, batch, dtype, impl
     self.go = scratch / f"go.{index}"
     self.command = [
       sys.executable,
@@ -71,8 +70,8 @@ class Case:
     ]
     if _CONCURRENT.value:
       self.command.append(f"--start_after={self.go}")
-    self.stdout = open(scratch / f"stdout.{index}", "w+")  # files, not pipes: a full pipe would block the child
-    self.stderr = open(scratch / f"stderr.{index}", "w+")
+    self.stdout = open(scratch / f"stdout.{index}", "w")  # files, not pipes: a full pipe would block the child
+    self.stderr = open(scratch / f"stderr.{index}", "w")
     self.start = time.perf_counter()
     # Side by side, no process may take most of the device's memory up front (JAX's default).
     env = os.environ | ({"XLA_PYTHON_CLIENT_PREALLOCATE": "false"} if _CONCURRENT.value else {})
@@ -80,7 +79,7 @@ class Case:
 
   def waiting(self) -> bool:
     """Compiled and warmed up, waiting for its turn to time (or finished)."""
-    return self.process.poll() is not None or self.go.with_suffix(self.go.suffix + ".ready").exists()
+    return self.process.poll() is not None or pathlib.Path(f"{self.go}.ready").exists()
 
   def finish(self) -> dict[str, str]:
     """Lets it time its steps; its printed rows by name, or {"error": last line of the failure}."""
@@ -90,9 +89,9 @@ class Case:
     except subprocess.TimeoutExpired:
       self.process.kill()
       return {"error": f"timeout after {_TIMEOUT.value} s"}
-    self.stdout.seek(0)
-    self.stderr.seek(0)
-    stdout, stderr = self.stdout.read(), self.stderr.read()
+    stdout, stderr = (pathlib.Path(stream.name).read_text() for stream in (self.stdout, self.stderr))
+    self.stdout.close()
+    self.stderr.close()
     if _LOG.value:
       with open(_LOG.value, "a") as log:
         log.write(f"$ {' '.join(self.command)}\n{stdout}{stderr[-4000:]}\n")
@@ -131,13 +130,14 @@ def main(argv: list[str]) -> None:
     ]
   results = []
   with tempfile.TemporaryDirectory() as scratch:
+    # One after the other, each case starts when the loop reaches it; --concurrent starts them all first.
+    cases = (Case(*spec, pathlib.Path(scratch), i) for i, spec in enumerate(specs))
     if _CONCURRENT.value:
-      cases = [Case(*spec, pathlib.Path(scratch), i) for i, spec in enumerate(specs)]
+      cases = list(cases)
       started = time.perf_counter()
       while not all(case.waiting() for case in cases) and time.perf_counter() - started < _TIMEOUT.value:
         time.sleep(0.5)
-    for i, spec in enumerate(specs):
-      case = cases[i] if _CONCURRENT.value else Case(*spec, pathlib.Path(scratch), i)
+    for spec, case in zip(specs, cases, strict=True):
       rows = case.finish()
       results.append((*spec, rows))
       print(f"{' '.join(map(str, spec))}: {rows.get('error') or rows.get('step time (median)')}", flush=True)

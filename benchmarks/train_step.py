@@ -25,6 +25,7 @@ import resource
 import statistics
 import time
 from collections import Counter
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -99,24 +100,30 @@ def device_peak(dtype: str) -> tuple[float | None, str]:
   return None, f"unknown device {device.device_kind!r}"
 
 
-def model_flops(config, model, batch_size: int, lr_fn) -> float:
+def abstract_step(config: ml_collections.ConfigDict, model, batch_size: int, mesh, lr_fn) -> tuple:
+  """The trainer's jitted step with the shapes (no values) of its train state and batch on `mesh`, for lowering."""
+  tx = steps.create_optimizer(config, lr_fn)
+  state = jax.eval_shape(lambda: steps.create_train_state(config, model, tx, mesh))
+  batch = steps.abstract_batch(config, batch_size, mesh)
+  return steps.jit_train_step(mesh, losses.get_loss_fn(config.loss), lr_fn), state, batch
+
+
+def cost_dict(cost: Any) -> dict:
+  """XLA's cost analysis as one dict (older jax gives one per program; some backends give None)."""
+  if isinstance(cost, list | tuple):
+    cost = cost[0]
+  return cost or {}
+
+
+def model_flops(config: ml_collections.ConfigDict, model, batch_size: int, lr_fn) -> float:
   """FLOPs of one train step: XLA's cost analysis of the step of `models.flop_reference(model)`.
 
   The step is lowered for one CPU device, whatever the default backend: the count belongs to the program, and
   GPU backends give no analysis of a lowered (uncompiled) module. NaN where no count is available.
   """
-  cpu_mesh = jax.sharding.Mesh(
-    np.array(jax.devices("cpu")[:1]), (sharding.DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,)
-  )
-  reference = models.flop_reference(model)
-  tx = steps.create_optimizer(config, lr_fn)
-  state = jax.eval_shape(lambda: steps.create_train_state(config, reference, tx, cpu_mesh))
-  batch = steps.abstract_batch(config, batch_size, cpu_mesh)
-  step = steps.jit_train_step(cpu_mesh, losses.get_loss_fn(config.loss), lr_fn)
-  cost = step.lower(state, batch).cost_analysis()
-  if isinstance(cost, list | tuple):  # older jax: one dict per program
-    cost = cost[0]
-  return float((cost or {}).get("flops", float("nan")))
+  mesh = sharding.make_mesh(jax.devices("cpu")[:1])
+  step, state, batch = abstract_step(config, models.flop_reference(model), batch_size, mesh, lr_fn)
+  return float(cost_dict(step.lower(state, batch).cost_analysis()).get("flops", float("nan")))
 
 
 # The Pallas GPU kernels are Triton custom calls, which jax.export only writes when told that the module is
@@ -167,12 +174,8 @@ def nonlocal_choices(config: ml_collections.ConfigDict, platform: str) -> list[s
 
 def lower_for(config: ml_collections.ConfigDict, batch_size: int, platforms: list[str]) -> None:
   """Prints, per platform, what the trainer's step lowers to: implementations, serial loops, largest trip count."""
-  mesh = sharding.make_mesh()
   lr_fn = steps.create_learning_rate_fn(config, steps_per_epoch=1000)
-  model = models.create_model(config)
-  state = jax.eval_shape(lambda: steps.create_train_state(config, model, steps.create_optimizer(config, lr_fn), mesh))
-  batch = steps.abstract_batch(config, batch_size, mesh)
-  step = steps.jit_train_step(mesh, losses.get_loss_fn(config.loss), lr_fn)
+  step, state, batch = abstract_step(config, models.create_model(config), batch_size, sharding.make_mesh(), lr_fn)
   print(
     f"config: batch {batch_size}, input {steps.input_shape(config, batch_size)}, dtype {config.dtype}, "
     f"nonlocal {config.model.nonlocal_impl}, conv kernel grad {config.model.conv_kernel_grad}"
@@ -249,13 +252,8 @@ def main(argv: list[str]) -> None:
     ("model FLOPs/step", f"{flops / 1e9:.1f} GFLOP (XLA cost analysis, einsum non-local, XLA conv, no remat)"),
   ]
   rows += [(f"memory plan: {name}", f"{size / 2**30:.2f} GiB") for name, size in plan.items()]
-  compiled_cost = compiled.cost_analysis()
-  if isinstance(compiled_cost, list | tuple):  # older jax: one dict per program
-    compiled_cost = compiled_cost[0]
-  if compiled_cost and "bytes accessed" in compiled_cost:
-    rows.append(
-      ("XLA bytes accessed", f"{compiled_cost['bytes accessed'] / 1e9:.1f} GB (the compiled step; loop bodies once)")
-    )
+  if (accessed := cost_dict(compiled.cost_analysis()).get("bytes accessed")) is not None:
+    rows.append(("XLA bytes accessed", f"{accessed / 1e9:.1f} GB (the compiled step; loop bodies once)"))
   if _COMPILE_ONLY.value:
     print_rows(rows)
     return
@@ -265,7 +263,7 @@ def main(argv: list[str]) -> None:
   jax.block_until_ready(state)
   if _START_AFTER.value:
     go = pathlib.Path(_START_AFTER.value)
-    go.with_suffix(go.suffix + ".ready").touch()
+    pathlib.Path(f"{go}.ready").touch()
     while not go.exists():
       time.sleep(0.2)
   times = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import logging as logging_lib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -82,13 +82,14 @@ def initialize_distributed(
   )
 
 
-def make_mesh() -> Mesh:
-  """A one-axis mesh ("data",) over all devices of all processes.
+def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """A one-axis mesh ("data",) over `devices` (default: all devices of all processes).
 
   The axis is `Auto` (the compiler propagates shardings from the jit's in/out shardings), not jax's newer
   `Explicit` default, under which every op of the model would need sharding-aware inputs.
   """
-  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
+  devices = jax.devices() if devices is None else list(devices)
+  return jax.make_mesh((len(devices),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,), devices=devices)
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
