@@ -1,9 +1,12 @@
 """TFDS builds of the real shared data and of the synthetic set: counts, records, reports, determinism."""
 
+import concurrent.futures
+import fcntl
 import json
 import os
 import pathlib
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -355,6 +358,25 @@ def test_files_changed_in_place_are_rebuilt(tmp_path):
   _write_custom(raw, rows=4, seed=2)  # the user corrects the arrays
   builder = builders.build("custom_skeleton", manual_dir=raw, data_dir=tmp_path / "tfds")
   assert _num_examples(builder) == {"train": 4, "test": 4}
+
+
+def test_runs_started_side_by_side_take_turns_on_a_stale_build(tmp_path):
+  # Seeds launched in parallel all find the same stale build; one rebuilds it, the others reuse that build
+  # (before the lock, two deleted it at once and one crashed in rmtree).
+  raw, data_dir = tmp_path / "raw", tmp_path / "tfds"
+  _write_custom(raw, rows=6, seed=0)
+  builders.build("custom_skeleton", manual_dir=raw, data_dir=data_dir)
+  _write_custom(raw, rows=4, seed=2)
+  with open(data_dir / ".custom_skeleton.lock", "a") as held, concurrent.futures.ThreadPoolExecutor(3) as pool:
+    fcntl.flock(held, fcntl.LOCK_EX)  # another run is mid-build
+    runs = [pool.submit(builders.build, "custom_skeleton", manual_dir=raw, data_dir=data_dir) for _ in range(3)]
+    time.sleep(1.0)
+    assert not any(run.done() for run in runs)
+    # They wait without touching the build the other run holds.
+    assert _num_examples(builders.load("custom_skeleton", data_dir)) == {"train": 6, "test": 6}
+    fcntl.flock(held, fcntl.LOCK_UN)
+    built = [run.result(timeout=300) for run in runs]
+  assert [_num_examples(builder) for builder in built] == [{"train": 4, "test": 4}] * 3
 
 
 def test_a_file_added_after_the_build_is_not_ignored(tmp_path):

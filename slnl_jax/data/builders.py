@@ -38,12 +38,16 @@ A build is tied to the files it was made from. It records in `sources.json` each
 (relative to `manual_dir`), size and modification time: every file under `manual_dir` except hidden
 ones and the TFDS data_dir (custom_skeleton: its array files). `build()` compares them with
 `manual_dir` before reusing a build: files added, removed or changed in the same folder rebuild it;
-another folder with other files stops with a `StaleBuildError` naming both folders.
+another folder with other files stops with a `StaleBuildError` naming both folders. Runs started side by side
+(seeds in parallel) take turns: `build()` holds an exclusive lock, `<data_dir>/.<dataset>.lock` (e.g.
+`.nw_ucla.lock`), while it checks, deletes and writes a build, so one run rebuilds and the others wait and reuse it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import itertools
 import json
 import os
@@ -759,29 +763,39 @@ def build(
   """
   cls, config = _parse_name(name)
   data_dir = pathlib.Path(data_dir).expanduser()
-  if cls is SyntheticSkeleton and not _has_files(manual_dir):
-    manual_dir = manual_dir or data_dir / "downloads" / "synthetic_skeleton"
-    if not cls(data_dir=data_dir, config=config).is_prepared():
-      synthetic.write_dataset(manual_dir, num_clips=num_clips, seed=seed)
-  if cls is CustomSkeleton:
-    if not manual_dir:
-      raise FileNotFoundError(f"{name} needs manual_dir: {' '.join(cls.MANUAL_DOWNLOAD_INSTRUCTIONS.split())}")
-    config = CustomSkeleton.config_from(manual_dir, name=config or "default")
-  builder = cls(data_dir=data_dir, config=config, skip_bad=skip_bad)
-  if builder.is_prepared() and _has_files(manual_dir):
-    if _rebuild_stale(builder, manual_dir):
-      builder = cls(data_dir=data_dir, config=config, skip_bad=skip_bad)
-  elif builder.is_prepared() and manual_dir:
-    logging.warning("manual_dir %s is missing or empty: using the build in %s as it is", manual_dir, builder.data_dir)
-  if not builder.is_prepared() and not _has_files(manual_dir):
-    instructions = " ".join(cls.MANUAL_DOWNLOAD_INSTRUCTIONS.split())  # one line
-    raise FileNotFoundError(
-      f"{name} is not built in {data_dir} and manual_dir {manual_dir} is missing or empty: {instructions}"
+  with _exclusive(data_dir / f".{cls.name}.lock"):  # one build of a dataset at a time
+    if cls is SyntheticSkeleton and not _has_files(manual_dir):
+      manual_dir = manual_dir or data_dir / "downloads" / "synthetic_skeleton"
+      if not cls(data_dir=data_dir, config=config).is_prepared():
+        synthetic.write_dataset(manual_dir, num_clips=num_clips, seed=seed)
+    if cls is CustomSkeleton:
+      if not manual_dir:
+        raise FileNotFoundError(f"{name} needs manual_dir: {' '.join(cls.MANUAL_DOWNLOAD_INSTRUCTIONS.split())}")
+      config = CustomSkeleton.config_from(manual_dir, name=config or "default")
+    builder = cls(data_dir=data_dir, config=config, skip_bad=skip_bad)
+    if builder.is_prepared() and _has_files(manual_dir):
+      if _rebuild_stale(builder, manual_dir):
+        builder = cls(data_dir=data_dir, config=config, skip_bad=skip_bad)
+    elif builder.is_prepared() and manual_dir:
+      logging.warning("manual_dir %s is missing or empty: using the build in %s as it is", manual_dir, builder.data_dir)
+    if not builder.is_prepared() and not _has_files(manual_dir):
+      instructions = " ".join(cls.MANUAL_DOWNLOAD_INSTRUCTIONS.split())  # one line
+      raise FileNotFoundError(
+        f"{name} is not built in {data_dir} and manual_dir {manual_dir} is missing or empty: {instructions}"
+      )
+    builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir, try_download_gcs=False)
     )
-  builder.download_and_prepare(
-    download_config=tfds.download.DownloadConfig(manual_dir=manual_dir, try_download_gcs=False)
-  )
-  return builder
+    return builder
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: pathlib.Path) -> Iterator[None]:
+  """Holds an exclusive advisory lock on `lock_path` (released when the file is closed, also on a crash)."""
+  lock_path.parent.mkdir(parents=True, exist_ok=True)
+  with open(lock_path, "a") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    yield
 
 
 def _listed(names: list[str]) -> str:
