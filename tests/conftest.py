@@ -33,7 +33,14 @@ def require_real_data(path: pathlib.Path) -> pathlib.Path:
   pytest.skip(reason)
 
 
+# The folders of the shared data the tests read; a partial copy skips (or fails) naming the one missing.
+SHARED_FOLDERS = ("msr_action3d", "ntu_rgbd", "kinetics_skeleton", "nw_ucla")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> pathlib.Path:
-  """Real recorded skeleton data (MSR Action3D, NTU RGB+D and Kinetics-skeleton samples)."""
-  return require_real_data(shared_data_dir() / "msr_action3d").parent
+  """Real recorded skeleton data (MSR Action3D, N-UCLA, NTU RGB+D and Kinetics-skeleton samples)."""
+  root = shared_data_dir()
+  for folder in SHARED_FOLDERS:
+    require_real_data(root / folder)
+  return root
