@@ -444,12 +444,16 @@ def write_report(
 ) -> pathlib.Path:
   """Writes `out_dir/results.md` and `results.json`, one `<study>.png` per study and `learning_curve.png`.
 
+  The plots of studies a reused `out_dir` held before and this report lacks are deleted.
+
   `root` holds the runs (`root/runs/...`). The learning curve is that of run `curve_key` (the base config,
   i.e. the full model) at the first seed, or of the first row when no table contains that run.
   `results.json` holds everything results.md shows: {"command", "seeds", "chain": true, "studies": {study:
   [row, ...]}, "learning_curve": {"key", "seed"}}, each row `Row`'s fields plus its "mean" and "std".
   """
   out_dir.mkdir(parents=True, exist_ok=True)
+  for study in (TITLES.keys() | EARLIER_TITLES.keys()) - tables.keys():  # a reused report dir shows only these
+    (out_dir / f"{study}.png").unlink(missing_ok=True)
   studies = {}
   for study, rows in tables.items():
     plot_study(rows, TITLES[study], out_dir / f"{study}.png")

@@ -186,6 +186,8 @@ def test_tiny_real_study_end_to_end(tmp_path, shared_data, monkeypatch):
   root = tmp_path / "study"
 
   tables = ablation.run_study(config, ["endpoints"], [0], root, ablations.apply)
+  (root / "report").mkdir(parents=True)
+  (root / "report" / "loss.png").write_bytes(PNG_MAGIC)  # an earlier report's study, not in this one
   report = ablation.write_report(tables, root, root / "report", "python tools/ablate.py ...", [0], "base")
 
   keys = [r.key for r in tables["endpoints"]]
@@ -204,6 +206,7 @@ def test_tiny_real_study_end_to_end(tmp_path, shared_data, monkeypatch):
   ]
   for name in ("endpoints.png", "learning_curve.png"):
     assert (root / "report" / name).read_bytes()[:8] == PNG_MAGIC
+  assert not (root / "report" / "loss.png").exists()
 
   # Finished runs are reused as they are; an unfinished one is an error that says how to resume.
   again = ablation.run_study(config, ["endpoints"], [0], root, ablations.apply, _never_train)
