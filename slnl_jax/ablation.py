@@ -38,7 +38,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from slnl_jax import steps, train, visualize
+from slnl_jax import file_lock, steps, train, visualize
 
 RESULT_FILE = "result.json"
 ApplyPreset = Callable[[ml_collections.ConfigDict, str], ml_collections.ConfigDict]
@@ -283,7 +283,9 @@ def run_study(
   """Trains every (variant, seed) of `studies` not yet finished under `root` and returns the rows per study.
 
   Runs are trained seed by seed (every variant of the first seed, then of the next, ...), so a study stopped
-  early has all its variants at the first seeds.
+  early has all its variants at the first seeds. Several processes given the same study and `root` share the
+  work: each run is trained under an exclusive lock (`runs/<key>/.seed_<s>.lock`); a process skips runs another
+  one holds, trains the rest, then waits for the skipped ones and reads their results.
   """
   plans = {study: study_variants(study, base) for study in studies}
   configs = {
@@ -294,11 +296,19 @@ def run_study(
   }
   unique = {run_dir(root, c, base): c for c in configs.values()}
   results = {}
+  pending = list(unique.items())
   with tqdm(total=len(unique), desc="ablation runs", unit="run") as bar:
-    for workdir, config in unique.items():
-      bar.set_postfix_str(f"{workdir.parent.name} seed {config.seed}")
-      results[workdir] = run_once(config, workdir, train_fn)
-      bar.update()
+    for blocking in (False, True):  # first the runs no other process holds, then wait for the others
+      held_elsewhere = []
+      for workdir, config in pending:
+        with file_lock.exclusive(workdir.parent / f".{workdir.name}.lock", blocking=blocking) as held:
+          if not held:
+            held_elsewhere.append((workdir, config))
+            continue
+          bar.set_postfix_str(f"{workdir.parent.name} seed {config.seed}")
+          results[workdir] = run_once(config, workdir, train_fn)
+        bar.update()
+      pending = held_elsewhere
   tables = {}
   for study, (variants, choice) in plans.items():
     choice_key = run_key(variant_config(base, choice, seeds[0], apply_preset), base)

@@ -1,10 +1,12 @@
 """tools/ablate.py's logic (slnl_jax/ablation.py): aggregation, run sharing, resumption, one tiny real study."""
 
+import fcntl
 import hashlib
 import json
 import math
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -126,6 +128,33 @@ def test_the_chain_shares_runs_with_its_tables(tmp_path, monkeypatch):
   # Finished runs are reused as they are.
   again = ablation.run_study(base, ["chain", "loss", "frequency"], [0], tmp_path, ablations.apply, _never_train)
   assert again == tables
+
+
+def test_processes_sharing_a_study_skip_a_run_another_holds_then_read_its_result(tmp_path, monkeypatch):
+  monkeypatch.setattr(ablation, "_total_steps", lambda config, workdir: 1)
+  base = msr_action3d.get_config()
+  baseline1 = ablation.variant_config(base, ablation.BASELINE1, 0, ablations.apply)
+  held = ablation.run_dir(tmp_path, baseline1, base)  # another process is training Baseline1, seed 0
+  held.mkdir(parents=True)
+  calls, tables = [], {}
+  with open(held.parent / ".seed_0.lock", "a") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    study = threading.Thread(
+      target=lambda: tables.update(
+        ablation.run_study(base, ["endpoints"], [0, 1], tmp_path, ablations.apply, _fake_train(calls))
+      )
+    )
+    study.start()
+    study.join(timeout=5)
+    assert study.is_alive()  # waiting for the held run, after training the three others
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in calls) == sorted(
+      [f"runs/{held.parent.name}/seed_1", "runs/base/seed_0", "runs/base/seed_1"]
+    )
+    (held / "result.json").write_text(json.dumps({"top1": 0.5, "wall_s": 3.0}))  # the other process finishes
+    fcntl.flock(lock, fcntl.LOCK_UN)
+  study.join(timeout=60)
+  assert not study.is_alive() and len(calls) == 3  # its result was read, not trained again
+  assert tables["endpoints"][0].top1_by_seed[0] == 0.5
 
 
 def test_table5_sweeps_the_blocks_of_the_base():

@@ -45,9 +45,7 @@ another folder with other files stops with a `StaleBuildError` naming both folde
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import itertools
 import json
 import os
@@ -62,6 +60,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
+from slnl_jax import file_lock
 from slnl_jax.data import arrays, kinetics, msr_action3d, ntu, nw_ucla, synthetic
 from slnl_jax.data.clip import Clip
 from slnl_jax.data.errors import SkeletonFormatError
@@ -763,7 +762,7 @@ def build(
   """
   cls, config = _parse_name(name)
   data_dir = pathlib.Path(data_dir).expanduser()
-  with _exclusive(data_dir / f".{cls.name}.lock"):  # one build of a dataset at a time
+  with file_lock.exclusive(data_dir / f".{cls.name}.lock"):  # one build of a dataset at a time
     if cls is SyntheticSkeleton and not _has_files(manual_dir):
       manual_dir = manual_dir or data_dir / "downloads" / "synthetic_skeleton"
       if not cls(data_dir=data_dir, config=config).is_prepared():
@@ -787,15 +786,6 @@ def build(
       download_config=tfds.download.DownloadConfig(manual_dir=manual_dir, try_download_gcs=False)
     )
     return builder
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: pathlib.Path) -> Iterator[None]:
-  """Holds an exclusive advisory lock on `lock_path` (released when the file is closed, also on a crash)."""
-  lock_path.parent.mkdir(parents=True, exist_ok=True)
-  with open(lock_path, "a") as f:
-    fcntl.flock(f, fcntl.LOCK_EX)
-    yield
 
 
 def _listed(names: list[str]) -> str:
