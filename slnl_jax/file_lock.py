@@ -1,5 +1,5 @@
-"""An exclusive advisory lock on a file, for work that several processes on one machine (or one shared file
-system with POSIX locks) may start at once: a dataset build, an ablation run."""
+"""An exclusive advisory lock on a file, for work that several processes on one machine may start at once: a
+dataset build, an ablation run."""
 
 from __future__ import annotations
 
