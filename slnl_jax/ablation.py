@@ -242,9 +242,10 @@ def run_once(config: ml_collections.ConfigDict, workdir: pathlib.Path, train_fn:
   last = _last_eval(workdir / "metrics.jsonl")
   total = _total_steps(config, workdir)
   if last is None or last["step"] != total:
+    where = "before its first evaluation" if last is None else f"at step {last['step']}"
     raise RuntimeError(
-      f"{workdir}: training stopped at step {None if last is None else last['step']} before its final "
-      f"step {total} (preempted?); run the same command again to resume it"
+      f"{workdir}: training stopped {where}, before its final step {total} (preempted?); run the same command "
+      "again to resume it"
     )
   result = {"top1": last["top1"], "top5": last["top5"], "step": total, "seed": config.seed, "wall_s": wall_s}
   result_path.write_text(json.dumps(result, indent=2) + "\n")

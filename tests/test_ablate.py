@@ -240,7 +240,7 @@ def test_tiny_real_study_end_to_end(tmp_path, shared_data, monkeypatch):
   # Finished runs are reused as they are; an unfinished one is an error that says how to resume.
   again = ablation.run_study(config, ["endpoints"], [0], root, ablations.apply, _never_train)
   assert again == tables
-  with pytest.raises(RuntimeError, match="before its final step 2"):
+  with pytest.raises(RuntimeError, match="stopped before its first evaluation, before its final step 2"):
     ablation.run_study(config, ["endpoints"], [5], root, ablations.apply, lambda config, workdir: None)
   assert not (root / "runs" / keys[0] / "seed_5" / "result.json").exists()
 
