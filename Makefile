@@ -30,8 +30,9 @@ test: lint
 # 3 seeds (the chain's runs reused), and the chain's two ends with twice the epochs (LONG, the schedule that won on
 # nw_ucla/view_val); then the page from the reports. About 2 h 20 min on 2 CPU cores with the chains and seed-0
 # tables run side by side (2026-12-04), plus about 70 min for LONG, 25 min for Table 3's seeds 1-2 and about 1 h for
-# Tables 4-5's (two processes side by side); finished runs are reused, so it is resumable. The MSR one-factor reports were measured before the chain
-# (commit 30bad21, about 5 hours) and are shown as they are, not rerun: docs/results_intro.md says what they measured.
+# Tables 4-5's (two, then three processes sharing the runs); finished runs are reused, so it is resumable. The MSR
+# one-factor reports were measured before the chain (commit 30bad21, about 5 hours) and are shown as they are, not
+# rerun: docs/results_intro.md says what they measured.
 SEEDS ?= 3
 NWU := N-UCLA cross-view: the chain
 NWU_LONG := N-UCLA cross-view, 120 epochs: the chain's ends

@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -145,7 +146,10 @@ def test_processes_sharing_a_study_skip_a_run_another_holds_then_read_its_result
       )
     )
     study.start()
-    study.join(timeout=5)
+    deadline = time.monotonic() + 60
+    while len(calls) < 3 and study.is_alive() and time.monotonic() < deadline:
+      time.sleep(0.05)
+    study.join(timeout=1)
     assert study.is_alive()  # waiting for the held run, after training the three others
     assert sorted(p.relative_to(tmp_path).as_posix() for p in calls) == sorted(
       [f"runs/{held.parent.name}/seed_1", "runs/base/seed_0", "runs/base/seed_1"]

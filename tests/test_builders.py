@@ -367,14 +367,15 @@ def test_runs_started_side_by_side_take_turns_on_a_stale_build(tmp_path):
   _write_custom(raw, rows=6, seed=0)
   builders.build("custom_skeleton", manual_dir=raw, data_dir=data_dir)
   _write_custom(raw, rows=4, seed=2)
-  with open(data_dir / ".custom_skeleton.lock", "a") as held, concurrent.futures.ThreadPoolExecutor(3) as pool:
-    fcntl.flock(held, fcntl.LOCK_EX)  # another run is mid-build
-    runs = [pool.submit(builders.build, "custom_skeleton", manual_dir=raw, data_dir=data_dir) for _ in range(3)]
-    time.sleep(1.0)
-    assert not any(run.done() for run in runs)
-    # They wait without touching the build the other run holds.
-    assert _num_examples(builders.load("custom_skeleton", data_dir)) == {"train": 6, "test": 6}
-    fcntl.flock(held, fcntl.LOCK_UN)
+  # The lock is the inner context: a failing assertion releases it before the pool waits for its builds.
+  with concurrent.futures.ThreadPoolExecutor(3) as pool:
+    with open(data_dir / ".custom_skeleton.lock", "a") as held:
+      fcntl.flock(held, fcntl.LOCK_EX)  # another run is mid-build
+      runs = [pool.submit(builders.build, "custom_skeleton", manual_dir=raw, data_dir=data_dir) for _ in range(3)]
+      time.sleep(1.0)
+      assert not any(run.done() for run in runs)
+      # They wait without touching the build the other run holds.
+      assert _num_examples(builders.load("custom_skeleton", data_dir)) == {"train": 6, "test": 6}
     built = [run.result(timeout=300) for run in runs]
   assert [_num_examples(builder) for builder in built] == [{"train": 4, "test": 4}] * 3
 
