@@ -1,4 +1,5 @@
 """The config checked once at start-up: every error is one `error:` line naming the key and the allowed range.
+Also the values derived from a config that several modules share (`num_pools`, `eval_crop_ratios`).
 
 ml_collections re-raises a ValueError or TypeError from a config file as `type(e)(message)` (which loses
 the message, or fails for exception types that need more arguments) and defers an OSError until the config
@@ -50,6 +51,16 @@ def num_pools(model: ml_collections.ConfigDict) -> int:
   return sum((i + 1) % model.pool_every == 0 and i + 1 < blocks for i in range(blocks))
 
 
+def eval_crop_ratios(data: ml_collections.ConfigDict) -> tuple[float, ...]:
+  """The centred crop ratios of one clip's evaluation crops (`config.dataset`): (eval_crop,) for eval_clips = 1,
+  else eval_clips ratios evenly spaced over [train_crop_min, 1], the range the model was trained on."""
+  clips = data.get("eval_clips", 1)  # configs saved before the key existed lack it
+  if clips == 1:
+    return (float(data.eval_crop),)
+  low = float(data.train_crop_min)
+  return tuple(low + (1.0 - low) * i / (clips - 1) for i in range(clips))
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises `ConfigError` for the first setting the run cannot use (types are checked by ml_collections)."""
   from slnl_jax import losses, sharding
@@ -58,6 +69,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in ("dataset.num_classes", "dataset.num_joints", "dataset.num_persons", "dataset.num_channels"):
     _integer(config, key, 1)
   _integer(config, "dataset.shuffle_buffer", 1)
+  _integer(config, "dataset.eval_clips", 1)
   for key in ("dataset.train_crop_min", "dataset.eval_crop"):
     _real(config, key, 0, 1, low_open=True, high_open=False)
   channels = config.dataset.num_channels

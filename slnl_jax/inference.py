@@ -11,8 +11,8 @@ One compiled program takes raw frames to probabilities, so that `predict`, `stre
     -> persons cut or zero-padded to the model's M
     -> the evaluation pipeline's centred crop (ratio `eval_crop`) linearly resized to the model's T'
        (input_pipeline.crop_and_resize with offset 0.5, here in jax.numpy) and the optional centring and min-max
-       normalisation
-    -> SLnL-rFA -> softmax of the concatenated head (Eq. 17)  ->  (B, K) probabilities.
+       normalisation; with `eval_clips` = S > 1, S such crops (config_checks.eval_crop_ratios)
+    -> SLnL-rFA -> softmax of the concatenated head (Eq. 17), averaged over the S crops  ->  (B, K) probabilities.
 
 The exported program keeps B, T and M_in symbolic, so one file serves any batch, clip length and person count.
 """
@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from slnl_jax import checkpointing, models, steps
+from slnl_jax import checkpointing, config_checks, models, steps
 
 TopK = list[tuple[str, float]]
 EXPORT_PLATFORMS = ("cpu", "cuda", "tpu")
@@ -96,15 +96,16 @@ def minmax_normalize(skeleton: jax.Array) -> jax.Array:
   return jnp.concatenate([normalized * inside.astype(jnp.float32), skeleton[..., 3:]], axis=-1)
 
 
-def preprocess(skeleton: jax.Array, num_frames: jax.Array, data: ml_collections.ConfigDict) -> jax.Array:
-  """Raw frames (B, T, M_in, V, C) + valid frames (B,) -> the model's (B, M, T', V, C), as evaluation does."""
+def preprocess(skeleton: jax.Array, num_frames: jax.Array, data: ml_collections.ConfigDict, ratio: float) -> jax.Array:
+  """Raw frames (B, T, M_in, V, C) + valid frames (B,) -> the model's (B, M, T', V, C), as evaluation prepares
+  its crop of ratio `ratio` (one of `config_checks.eval_crop_ratios(data)`)."""
   batch, frames, _, joints, channels = skeleton.shape
   padding = jnp.zeros((batch, frames, data.num_persons, joints, channels), jnp.float32)
   # Cut or zero-pad to M persons in one op that also holds for a symbolic M_in.
   skeleton = jnp.concatenate([skeleton.astype(jnp.float32), padding], axis=2)[:, :, : data.num_persons]
 
   def one(clip: jax.Array, n: jax.Array) -> jax.Array:
-    clip = crop_and_resize(clip, n, out_frames=data.num_frames, ratio=data.eval_crop)
+    clip = crop_and_resize(clip, n, out_frames=data.num_frames, ratio=ratio)
     # The order of input_pipeline._to_model_input; configs saved before the view keys existed lack them.
     if data.center_channels:
       clip = center_clip(clip, data.center_channels)
@@ -118,7 +119,8 @@ def preprocess(skeleton: jax.Array, num_frames: jax.Array, data: ml_collections.
 
 
 def prepare_clip(skeleton: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
-  """One clip (T, M, V, C) -> the model's (1, M', T', V, C) input, as evaluation prepares it (`preprocess`)."""
+  """One clip (T, M, V, C) -> the model's (1, M', T', V, C) input, as evaluation prepares its crop of ratio
+  `config.dataset.eval_crop` (`preprocess`; the first of several crops only with eval_clips = 1)."""
   data = config.dataset
   skeleton = np.asarray(skeleton, np.float32)
   if skeleton.shape[2:] != (data.num_joints, data.num_channels):
@@ -126,7 +128,7 @@ def prepare_clip(skeleton: np.ndarray, config: ml_collections.ConfigDict) -> np.
       f"the clip has {skeleton.shape[2]} joints x {skeleton.shape[3]} channels but the config's model expects "
       f"{data.num_joints} x {data.num_channels}"
     )
-  return np.asarray(preprocess(skeleton[None], np.array([len(skeleton)], np.int32), data))
+  return np.asarray(preprocess(skeleton[None], np.array([len(skeleton)], np.int32), data, data.eval_crop))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,9 +294,14 @@ class Predictor:
 def _probabilities_fn(
   model: models.SLnLrFA, variables: Any, data: ml_collections.ConfigDict
 ) -> Callable[[jax.Array, jax.Array], jax.Array]:
+  ratios = config_checks.eval_crop_ratios(data)
+
   def probabilities(skeleton: jax.Array, num_frames: jax.Array) -> jax.Array:
-    logits = model.apply(variables, preprocess(skeleton, num_frames, data), train=False)["concat"]
-    return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    # The S crops of every clip in one batch through the model, probabilities averaged as steps.eval_step does.
+    crops = jnp.concatenate([preprocess(skeleton, num_frames, data, ratio) for ratio in ratios])
+    logits = model.apply(variables, crops, train=False)["concat"]
+    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    return probs.reshape(len(ratios), -1, probs.shape[-1]).mean(axis=0)
 
   return probabilities
 

@@ -2,16 +2,18 @@
 
 The paper (Sec. 4.1) trains on a contiguous random crop of each clip's valid frames, ratio ~ U[0.5, 1], resized
 ("bilinear" in time) to a fixed T, and evaluates on a centred crop of ratio 0.95. Optional, off by default
-(`config.dataset`): view normalisation of the cropped clip (centring, min-max to [-1, 1]) at training and
-evaluation, and a random view (turn, tilt, scale) of training clips, as the field's N-UCLA pipelines do.
+(`config.dataset`): several evaluation crops per clip (`eval_clips`), view normalisation of the cropped clip
+(centring, min-max to [-1, 1]) at training and evaluation, and a random view (turn, tilt, scale) of training
+clips, as the field's N-UCLA pipelines do.
 
 Input datasets are the TFDS splits of `slnl_jax/data/builders.py` (or anything with the same element
 structure): dicts with `skeleton` (T, M, V, C) float32 of variable length T, `label` int and `num_frames` int;
 other keys are dropped.
 
-Batches are `{"skeleton": (B, M, T, V, C) float32, "label": (B,) int32}` (+ `"mask": (B,) bool` at evaluation),
-B being the per-process batch. Randomness is a pure function of (seed, epoch, example index), so a resumed run
-replays an epoch exactly by rebuilding it and skipping the batches already done.
+Training batches are `{"skeleton": (B, M, T, V, C) float32, "label": (B,) int32}`, B being the per-process
+batch; evaluation batches hold each clip's S crops, skeleton (B, S, M, T, V, C), and a `"mask": (B,) bool`.
+Randomness is a pure function of (seed, epoch, example index), so a resumed run replays an epoch exactly by
+rebuilding it and skipping the batches already done.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+
+from slnl_jax import config_checks
 
 Features = dict[str, tf.Tensor]
 
@@ -307,7 +311,8 @@ def eval_dataset(
   process_count: int = 1,
   drop_remainder: bool = False,
 ) -> tf.data.Dataset:
-  """This process's shard, centre-cropped (ratio `config.dataset.eval_crop`) and resized, in order.
+  """This process's shard, centre-cropped and resized, in order: each example's skeleton is (S, M, T, V, C),
+  its S evaluation crops (`config_checks.eval_crop_ratios`: one of ratio `config.dataset.eval_crop` by default).
 
   Each batch carries a boolean "mask". With `drop_remainder=False` every example of `ds` appears exactly once
   over all processes with mask True: each process's shard (examples p, p + P, ...) is padded with all-zero,
@@ -324,14 +329,18 @@ def eval_dataset(
   data = config.dataset
 
   def preprocess(example: Features) -> Features:
-    skeleton = crop_and_resize(
-      example["skeleton"],
-      example["num_frames"],
-      out_frames=data.num_frames,
-      ratio=data.eval_crop,
-      offset_fraction=0.5,
-    )
-    return {**_to_model_input(skeleton, example["label"], config), "mask": tf.constant(True)}
+    crops = [
+      _to_model_input(
+        crop_and_resize(
+          example["skeleton"], example["num_frames"], out_frames=data.num_frames, ratio=ratio, offset_fraction=0.5
+        ),
+        example["label"],
+        config,
+      )
+      for ratio in config_checks.eval_crop_ratios(data)
+    ]
+    skeleton = tf.stack([crop["skeleton"] for crop in crops])
+    return {"skeleton": skeleton, "label": crops[0]["label"], "mask": tf.constant(True)}
 
   shard = ds.shard(process_count, process_index).map(
     preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True

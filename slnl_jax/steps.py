@@ -22,8 +22,7 @@ import ml_collections
 import optax
 from flax.training import train_state
 
-from slnl_jax import losses, models, sharding
-from slnl_jax.config_checks import ConfigError
+from slnl_jax import config_checks, losses, models, sharding
 
 Batch = Mapping[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -40,14 +39,14 @@ def steps_per_epoch(config: ml_collections.ConfigDict, num_train: int) -> int:
   """Full global batches in the train split, or `config.train.steps_per_epoch` when set (must be <=)."""
   available = num_train // config.train.batch_size
   if available == 0:
-    raise ConfigError(
+    raise config_checks.ConfigError(
       f"the train split has {num_train} examples, fewer than config.train.batch_size={config.train.batch_size}"
     )
   requested = config.train.steps_per_epoch
   if requested <= 0:
     return available
   if requested > available:
-    raise ConfigError(
+    raise config_checks.ConfigError(
       f"config.train.steps_per_epoch={requested} exceeds the {available} full batches of the train "
       f"split ({num_train} examples, batch {config.train.batch_size})"
     )
@@ -93,15 +92,19 @@ def input_shape(config: ml_collections.ConfigDict, batch_size: int = 1) -> tuple
 
 
 def abstract_batch(
-  config: ml_collections.ConfigDict, batch_size: int, mesh: jax.sharding.Mesh, *, with_mask: bool = False
+  config: ml_collections.ConfigDict, batch_size: int, mesh: jax.sharding.Mesh, *, evaluation: bool = False
 ) -> dict[str, jax.ShapeDtypeStruct]:
-  """Shapes, dtypes and shardings of a global input batch (eval batches carry a "mask"), for compiling."""
+  """Shapes, dtypes and shardings of a global input batch, for compiling. Evaluation batches carry a "mask"
+  and every clip's evaluation crops: skeleton (B, S, M, T, V, C), S = len(eval_crop_ratios)."""
 
   def spec(shape, dtype):
     return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding.batch_sharding(mesh))
 
-  batch = {"skeleton": spec(input_shape(config, batch_size), jnp.float32), "label": spec((batch_size,), jnp.int32)}
-  if with_mask:
+  shape = input_shape(config, batch_size)
+  if evaluation:
+    shape = (batch_size, len(config_checks.eval_crop_ratios(config.dataset)), *shape[1:])
+  batch = {"skeleton": spec(shape, jnp.float32), "label": spec((batch_size,), jnp.int32)}
+  if evaluation:
     batch["mask"] = spec((batch_size,), jnp.bool_)
   return batch
 
@@ -179,21 +182,32 @@ def train_step(
 def eval_step(state: TrainState, batch: Batch, *, loss_fn: losses.LossFn, num_classes: int) -> Metrics:
   """Sums over the real (mask True) examples of a padded batch, to be added up over the eval split.
 
+  Each example's S evaluation crops (skeleton (B, S, M, T, V, C)) go through the model together; a head's
+  prediction is the mean of its S softmax probabilities, scored as the log of that mean (for S = 1 the
+  log-softmax of the logits: the same top-k and, since every loss reads logits through a softmax, the same loss).
+
   Returns:
     {"count", "<head>_loss" (sum), "<head>_top1", "<head>_top5" (numbers correct), "confusion" (K, K) counts
     of (true label, concat-head prediction)}.
   """
-  outputs = state.apply_fn({"params": state.params, "batch_stats": state.batch_stats}, batch["skeleton"], train=False)
+  skeleton = batch["skeleton"]
+  batch_size, clips = skeleton.shape[:2]
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  outputs = state.apply_fn(variables, skeleton.reshape(batch_size * clips, *skeleton.shape[2:]), train=False)
   labels, mask = batch["label"], batch["mask"]
   sums = {"count": jnp.sum(mask, dtype=jnp.int32)}
-  for head, logits in outputs.items():
+  scores = {}
+  for head, clip_logits in outputs.items():
+    log_probs = jax.nn.log_softmax(clip_logits.astype(jnp.float32), axis=-1).reshape(batch_size, clips, -1)
+    scores[head] = jax.nn.logsumexp(log_probs, axis=1) - jnp.log(clips)
+  for head, logits in scores.items():
     _, top_k = jax.lax.top_k(logits, min(5, num_classes))
     top1 = jnp.argmax(logits, -1) == labels
     top5 = jnp.any(top_k == labels[:, None], axis=-1)
     sums[f"{head}_loss"] = jnp.sum(jnp.where(mask, loss_fn(logits, labels), 0.0))
     sums[f"{head}_top1"] = jnp.sum(top1 & mask, dtype=jnp.int32)
     sums[f"{head}_top5"] = jnp.sum(top5 & mask, dtype=jnp.int32)
-  predictions = jnp.argmax(outputs["concat"], -1)
+  predictions = jnp.argmax(scores["concat"], -1)
   sums["confusion"] = (
     jnp.zeros((num_classes, num_classes), jnp.int32).at[labels, predictions].add(mask.astype(jnp.int32))
   )
@@ -240,5 +254,5 @@ def compile_eval_step(
 ) -> Callable[[TrainState, Batch], Metrics]:
   """`jit_eval_step` for `config`'s loss, classes and eval batch, compiled on every process."""
   jitted = jit_eval_step(mesh, losses.get_loss_fn(config.loss), config.dataset.num_classes)
-  batch = abstract_batch(config, config.train.eval_batch_size, mesh, with_mask=True)
+  batch = abstract_batch(config, config.train.eval_batch_size, mesh, evaluation=True)
   return sharding.compile_everywhere(jitted, state, batch)

@@ -68,10 +68,12 @@ def trained(tmp_path_factory):
 
 
 def reference_probabilities(config, variables, clips):
-  """The evaluation pipeline (tf.data) + the model's apply + softmax of the concat head."""
-  batch = next(input_pipeline.as_numpy(eval_batches(config, clips)))
-  logits = models.create_model(config).apply(variables, batch["skeleton"], train=False)["concat"]
-  return np.asarray(jax.nn.softmax(logits, -1))
+  """The evaluation pipeline (tf.data) + the model's apply + softmax of the concat head, averaged over each
+  clip's evaluation crops."""
+  skeleton = next(input_pipeline.as_numpy(eval_batches(config, clips)))["skeleton"]  # (B, S, M, T, V, C)
+  crops = skeleton.reshape(-1, *skeleton.shape[2:])
+  logits = models.create_model(config).apply(variables, crops, train=False)["concat"]
+  return np.asarray(jax.nn.softmax(logits, -1)).reshape(*skeleton.shape[:2], -1).mean(axis=1)
 
 
 def eval_batches(config, clips):
@@ -121,14 +123,15 @@ def real_clips(shared_data):
 def test_preprocessing_equals_the_tf_eval_pipeline_on_real_clips(shared_data, view, atol):
   for joints, clips in real_clips(shared_data).items():
     config = tiny_config(num_joints=joints, num_persons=2, **view)
-    expected = next(input_pipeline.as_numpy(eval_batches(config, clips)))["skeleton"]
+    expected = next(input_pipeline.as_numpy(eval_batches(config, clips)))["skeleton"][:, 0]
     padded = max(len(c) for c in clips)
     raw = np.zeros((len(clips), padded + 5, 3, joints, 3), np.float32)  # extra frames and a third person slot
     for i, clip in enumerate(clips):
       raw[i, : len(clip), : clip.shape[1]] = clip
       raw[i, len(clip) :] = 99.0  # past num_frames: must be ignored
     num_frames = np.array([len(c) for c in clips], np.int32)
-    got = np.asarray(jax.jit(functools.partial(preprocess, data=config.dataset))(raw, num_frames))
+    prepare = functools.partial(preprocess, data=config.dataset, ratio=config.dataset.eval_crop)
+    got = np.asarray(jax.jit(prepare)(raw, num_frames))
     assert got.shape == expected.shape == (len(clips), 2, 16, joints, 3)
     np.testing.assert_allclose(got, expected, rtol=0, atol=atol)
 
@@ -170,6 +173,30 @@ def test_predict_equals_the_eval_pipeline_and_model(trained, shared_data):
   assert [[n for n, _ in top] for top in batched] == [[n for n, _ in top[:2]] for top in results + results[:1]]
   with pytest.raises(ValueError, match=r"joints x channels"):
     predictor.probabilities(np.zeros((1, 10, 2, 20, 3)))
+
+
+def test_several_evaluation_crops_average_the_probabilities_of_each_crop(shared_data):
+  """eval_clips = 3 against three single-crop predictors (eval_crop = each of the ratios 0.5, 0.75, 1.0) averaged,
+  and against the evaluation pipeline's three crops."""
+  config = tiny_config(center_channels=3)
+  # Freshly initialised (the `trained` fixture's shifted parameters saturate the softmax: every crop gives one-hot).
+  state = steps.initial_state(config, steps.create_learning_rate_fn(config, 1), sharding.make_mesh())
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  clips = real_clips(shared_data)[25]
+  batch = np.zeros((2, max(len(c) for c in clips), 2, 25, 3), np.float32)
+  for i, clip in enumerate(clips):
+    batch[i, : len(clip)] = clip[:, :2]
+  num_frames = np.array([len(c) for c in clips], np.int32)
+  config.dataset.train_crop_min = 0.5
+  single = []
+  for ratio in (0.5, 0.75, 1.0):
+    config.dataset.eval_crop = ratio
+    single.append(Predictor(config, variables, CLASS_NAMES).probabilities(batch, num_frames))
+  config.dataset.eval_clips = 3
+  got = Predictor(config, variables, CLASS_NAMES).probabilities(batch, num_frames)
+  np.testing.assert_allclose(got, np.mean(single, axis=0), rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(got, reference_probabilities(config, variables, clips), rtol=1e-4, atol=1e-6)
+  assert not np.allclose(single[0], single[2], atol=1e-4)  # the crops differ, so the check has teeth
 
 
 def test_stream_windows_equal_clip_predictions(trained):

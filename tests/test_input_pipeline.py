@@ -81,7 +81,8 @@ def _train(ds, *, seed=0, epoch=0, batch=4, process_index=0, process_count=1, **
   )
 
 
-def _eval(ds, *, batch=4, process_index=0, process_count=1, drop_remainder=False, **dataset):
+def _eval_with_crops(ds, *, batch=4, process_index=0, process_count=1, drop_remainder=False, **dataset):
+  """Evaluation batches as the pipeline yields them: skeleton (B, S, M, T, V, C), S crops per clip."""
   return list(
     input_pipeline.as_numpy(
       input_pipeline.eval_dataset(
@@ -94,6 +95,15 @@ def _eval(ds, *, batch=4, process_index=0, process_count=1, drop_remainder=False
       )
     )
   )
+
+
+def _eval(ds, **kwargs):
+  """Evaluation batches of the default single crop, its crop axis removed: skeleton (B, M, T, V, C)."""
+  batches = _eval_with_crops(ds, **kwargs)
+  for batch in batches:
+    assert batch["skeleton"].shape[1] == 1
+    batch["skeleton"] = batch["skeleton"][:, 0]
+  return batches
 
 
 def _crops(batches) -> dict[int, tuple[int, int]]:
@@ -185,6 +195,19 @@ def test_train_crops_are_contiguous_valid_and_span_the_ratio_range():
   assert min(starts) == 0.0 and max(starts) == 1.0
 
 
+def test_eval_clips_are_centred_crops_evenly_spaced_over_the_training_ratios():
+  # train_crop_min 0.4, 4 clips: ratios 0.4, 0.6, 0.8, 1.0 (eval_crop 0.95 is not used).
+  n = 6
+  lengths = _lengths(n)
+  batches = _eval_with_crops(_ramp_dataset(n), batch=2, eval_clips=4, train_crop_min=0.4)
+  for s, ratio in enumerate((0.4, 0.6, 0.8, 1.0)):
+    crops = _crops([{**batch, "skeleton": batch["skeleton"][:, s]} for batch in batches])
+    assert sorted(crops) == list(range(n))
+    for i, (first, last) in crops.items():
+      assert last - first + 1 == int(ratio * lengths[i] + 0.5)
+      assert first - (lengths[i] - 1 - last) in (0, 1)  # centred, an odd free frame dropped before
+
+
 def test_eval_crop_is_centred_with_ratio_095():
   n = 12
   lengths = _lengths(n)
@@ -204,11 +227,12 @@ def test_batch_shapes_and_dtypes():
     assert set(batch) == {"skeleton", "label"}
     assert batch["skeleton"].shape == (4, M, T_OUT, V, C) and batch["skeleton"].dtype == np.float32
     assert batch["label"].shape == (4,) and batch["label"].dtype == np.int32
-  evaluation = _eval(_ramp_dataset(10), batch=4)
-  assert len(evaluation) == 3
-  for batch in evaluation:
-    assert set(batch) == {"skeleton", "label", "mask"}
-    assert batch["skeleton"].shape == (4, M, T_OUT, V, C) and batch["skeleton"].dtype == np.float32
+  for clips in (1, 3):
+    evaluation = _eval_with_crops(_ramp_dataset(10), batch=4, eval_clips=clips)
+    assert len(evaluation) == 3
+    for batch in evaluation:
+      assert set(batch) == {"skeleton", "label", "mask"}
+      assert batch["skeleton"].shape == (4, clips, M, T_OUT, V, C) and batch["skeleton"].dtype == np.float32
     assert batch["label"].dtype == np.int32 and batch["mask"].dtype == np.bool_
 
 
@@ -338,7 +362,7 @@ def test_round_trip_through_a_tfds_build_of_real_msr_action3d(shared_data, tmp_p
   examples = [
     (skeleton, label)
     for batch in input_pipeline.as_numpy(input_pipeline.eval_dataset(test, config=config, global_batch_size=4))
-    for skeleton, label, mask in zip(batch["skeleton"], batch["label"], batch["mask"], strict=True)
+    for skeleton, label, mask in zip(batch["skeleton"][:, 0], batch["label"], batch["mask"], strict=True)
     if mask
   ]
   assert len(examples) == len(order) == input_pipeline.count_examples(test)

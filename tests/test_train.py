@@ -123,9 +123,13 @@ def _examples(skeletons, labels):
   )
 
 
-def test_evaluate_counts_every_example_once():
-  """7 examples in batches of 4 (one padded): metrics equal a per-example loop over the model."""
+@pytest.mark.parametrize("eval_clips", [1, 3])
+def test_evaluate_counts_every_example_once(eval_clips):
+  """7 examples in batches of 4 (one padded): metrics equal a per-example loop over the model, with the class
+  probabilities of each example's crops averaged (eval_clips = 3: ratios 0.5, 0.75, 1.0)."""
   config = tiny_config(num_classes=8, num_persons=2, num_joints=25)
+  config.dataset.train_crop_min = 0.5
+  config.dataset.eval_clips = eval_clips
   rng = np.random.default_rng(0)
   skeletons = rng.normal(size=(7, 12, 2, 25, 3)).astype(np.float32)
   labels = np.array([0, 1, 2, 3, 4, 5, 1])
@@ -140,16 +144,23 @@ def test_evaluate_counts_every_example_once():
   expected_confusion = np.zeros((8, 8), int)
   correct = {head: [0, 0] for head in models.HEADS}
   loss_sum = dict.fromkeys(models.HEADS, 0.0)
-  # One unpadded forward pass (evaluation mode: examples do not interact), then a loop per example.
-  x = np.concatenate([inference.prepare_clip(skeleton, config) for skeleton in skeletons])
-  outputs = jax.jit(functools.partial(model.apply, train=False))(variables, x)
+  # Per crop ratio one unpadded forward pass (evaluation mode: examples do not interact), then a loop per example.
+  probabilities = dict.fromkeys(models.HEADS, 0.0)
+  for ratio in (0.95,) if eval_clips == 1 else (0.5, 0.75, 1.0):
+    single = config.copy_and_resolve_references()
+    single.dataset.eval_crop, single.dataset.eval_clips = ratio, 1
+    x = np.concatenate([inference.prepare_clip(skeleton, single) for skeleton in skeletons])
+    outputs = jax.jit(functools.partial(model.apply, train=False))(variables, x)
+    for head in models.HEADS:
+      probabilities[head] += np.asarray(jax.nn.softmax(outputs[head], -1)) / eval_clips
   for i, label in enumerate(labels):
     for head in models.HEADS:
-      ranking = list(np.argsort(-np.asarray(outputs[head][i])))
+      ranking = list(np.argsort(-probabilities[head][i]))
       correct[head][0] += ranking[0] == label
       correct[head][1] += label in ranking[:5]
-      loss_sum[head] += float(loss_fn(outputs[head][i : i + 1], jnp.array([label]))[0])
-    expected_confusion[label, int(np.argmax(outputs["concat"][i]))] += 1
+      # The loss of the averaged prediction: every loss reads its logits through a softmax.
+      loss_sum[head] += float(loss_fn(jnp.log(probabilities[head][i : i + 1]), jnp.array([label]))[0])
+    expected_confusion[label, int(np.argmax(probabilities["concat"][i]))] += 1
   np.testing.assert_array_equal(result.confusion, expected_confusion)
   assert result.metrics["num_examples"] == 7
   for head in models.HEADS:
