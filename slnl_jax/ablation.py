@@ -17,7 +17,9 @@ or margin included, never do. Each run trains in `<dir>/runs/<key>/seed_<seed>` 
 once its last evaluation is logged; a run with that file is never trained again, an unfinished one resumes
 from its latest checkpoint (slnl_jax/train.py), and a run trained with another config is never reused
 (`check_same_config`: the key is relative to the base, so a study rerun with another budget would otherwise
-find the old runs).
+find the old runs). Evaluation-only settings (`EVAL_SETTINGS`: the crop ratio, the number of crops) are not part
+of the key: a study rerun with other ones evaluates each finished run's final checkpoint again instead of
+training it again, and result.json records the settings its top-1 was scored with.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ from slnl_jax import file_lock, steps, train, visualize
 RESULT_FILE = "result.json"
 ApplyPreset = Callable[[ml_collections.ConfigDict, str], ml_collections.ConfigDict]
 TrainFn = Callable[[ml_collections.ConfigDict, pathlib.Path], Mapping[str, float]]
+EvalFn = Callable[[ml_collections.ConfigDict, pathlib.Path], Mapping[str, float]]
+
+
+def _evaluate_final(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Mapping[str, float]:
+  """Evaluates the run's latest checkpoint (its final one once finished) and logs it to metrics.jsonl."""
+  return train.evaluate_checkpoint(config, workdir, "latest")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +151,7 @@ def _flat(config: ml_collections.ConfigDict) -> dict[str, object]:
 def config_diff(config: ml_collections.ConfigDict, base: ml_collections.ConfigDict) -> dict[str, object]:
   """Every setting of `config` that differs from `base`, except the seed and `NOT_COMPARED` (flat keys)."""
   wanted, reference = _flat(config), _flat(base)
-  skip = NOT_COMPARED | {"seed"}
+  skip = NOT_COMPARED | set(EVAL_SETTINGS) | {"seed"}
   return {k: v for k, v in sorted(wanted.items()) if k not in skip and (k not in reference or reference[k] != v)}
 
 
@@ -182,7 +190,8 @@ def _total_steps(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> in
   return steps.total_steps(config, train.load_data(config, workdir).num_train)
 
 
-# Settings that do not change what a run computes: where data lives, how often it logs and checkpoints.
+# Settings that do not change what a run computes: where data lives, how often it logs and checkpoints, the
+# evaluation batch (its metrics are sums over the real examples).
 NOT_COMPARED = frozenset(
   {
     "dataset.data_dir",
@@ -191,8 +200,31 @@ NOT_COMPARED = frozenset(
     "train.checkpoint_every_steps",
     "train.keep_checkpoints",
     "train.keep_best_checkpoints",
+    "train.eval_batch_size",
   }
 )
+# Settings that only change how the final checkpoint is scored. A run is keyed and reused without them; when
+# they differ from those its result.json was scored with, the final checkpoint is evaluated again (no training).
+EVAL_SETTINGS = ("dataset.eval_crop", "dataset.eval_clips")
+# The value a setting had before the code gained it, for runs whose config.json predates it.
+_BEFORE_THE_KEY = {"dataset.eval_clips": 1}
+
+
+def eval_settings(config: ml_collections.ConfigDict) -> dict[str, object]:
+  flat = _flat(config)
+  return {key: flat.get(key, _BEFORE_THE_KEY.get(key)) for key in EVAL_SETTINGS}
+
+
+def _scored_with(result: Mapping, workdir: pathlib.Path) -> dict[str, object] | None:
+  """The evaluation settings behind result.json's top-1 (results written before they were recorded: the run's
+  config.json); None if unknown."""
+  if "eval" in result:
+    return result["eval"]
+  path = workdir / "config.json"
+  if not path.exists():
+    return None
+  stored = traverse_util.flatten_dict(json.loads(path.read_text()), sep=".")
+  return {key: stored.get(key, _BEFORE_THE_KEY.get(key)) for key in EVAL_SETTINGS}
 
 
 def check_same_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
@@ -212,18 +244,24 @@ def check_same_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) 
     return
   stored = traverse_util.flatten_dict(json.loads(path.read_text()), sep=".")
   wanted = _flat(config)
-  differ = sorted(k for k in stored.keys() & wanted.keys() - NOT_COMPARED if stored[k] != wanted[k])
+  differ = sorted(
+    k for k in stored.keys() & wanted.keys() - NOT_COMPARED - set(EVAL_SETTINGS) if stored[k] != wanted[k]
+  )
   if differ:
     changes = "; ".join(f"{k} = {stored[k]!r} there, {wanted[k]!r} now" for k in differ)
     raise ValueError(f"{workdir} was trained with another config ({changes}): give this study its own --workdir")
 
 
-def run_once(config: ml_collections.ConfigDict, workdir: pathlib.Path, train_fn: TrainFn) -> dict:
+def run_once(
+  config: ml_collections.ConfigDict, workdir: pathlib.Path, train_fn: TrainFn, evaluate_fn: EvalFn = _evaluate_final
+) -> dict:
   """Trains one variant/seed unless `workdir/result.json` exists; returns that file's content.
 
   The result is the last evaluation in `workdir/metrics.jsonl` once it is at the final step; a run stopped
   earlier (SIGTERM) raises, and rerunning resumes it. `wall_s` is the time this tool spent training it
-  (summed over resumptions). A run trained with another config is never reused (`check_same_config`).
+  (summed over resumptions). A run trained with another config is never reused (`check_same_config`). A
+  finished run scored with other `EVAL_SETTINGS` than `config`'s has its final checkpoint evaluated again
+  (`evaluate_fn`) and its result rewritten.
 
   Raises:
     RuntimeError: the run stopped before its final step.
@@ -232,13 +270,29 @@ def run_once(config: ml_collections.ConfigDict, workdir: pathlib.Path, train_fn:
   check_same_config(config, workdir)
   result_path = workdir / RESULT_FILE
   if result_path.exists():
-    return json.loads(result_path.read_text())
+    result = json.loads(result_path.read_text())
+    if _scored_with(result, workdir) != eval_settings(config):
+      result = {**result, **_final_eval(config, workdir, evaluate_fn), "eval": eval_settings(config)}
+      result_path.write_text(json.dumps(result, indent=2) + "\n")
+    return result
   workdir.mkdir(parents=True, exist_ok=True)
   spent_path = workdir / "wall_s.txt"  # survives an interrupted run so that resumptions add up
   start = time.perf_counter()
   train_fn(config, workdir)
   wall_s = time.perf_counter() - start + (float(spent_path.read_text()) if spent_path.exists() else 0.0)
   spent_path.write_text(f"{wall_s}\n")
+  result = {**_final_eval(config, workdir), "seed": config.seed, "wall_s": wall_s, "eval": eval_settings(config)}
+  result_path.write_text(json.dumps(result, indent=2) + "\n")
+  return result
+
+
+def _final_eval(
+  config: ml_collections.ConfigDict, workdir: pathlib.Path, evaluate_fn: EvalFn | None = None
+) -> dict[str, float]:
+  """{top1, top5, step} of the run's last logged evaluation (after `evaluate_fn` logs a new one, if given),
+  which must be at its final step."""
+  if evaluate_fn is not None:
+    evaluate_fn(config, workdir)
   last = _last_eval(workdir / "metrics.jsonl")
   total = _total_steps(config, workdir)
   if last is None or last["step"] != total:
@@ -247,9 +301,7 @@ def run_once(config: ml_collections.ConfigDict, workdir: pathlib.Path, train_fn:
       f"{workdir}: training stopped {where}, before its final step {total} (preempted?); run the same command "
       "again to resume it"
     )
-  result = {"top1": last["top1"], "top5": last["top5"], "step": total, "seed": config.seed, "wall_s": wall_s}
-  result_path.write_text(json.dumps(result, indent=2) + "\n")
-  return result
+  return {"top1": last["top1"], "top5": last["top5"], "step": total}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -280,6 +332,7 @@ def run_study(
   root: pathlib.Path,
   apply_preset: ApplyPreset,
   train_fn: TrainFn = train.train_and_evaluate,
+  evaluate_fn: EvalFn = _evaluate_final,
 ) -> dict[str, list[Row]]:
   """Trains every (variant, seed) of `studies` not yet finished under `root` and returns the rows per study.
 
@@ -307,7 +360,7 @@ def run_study(
             held_elsewhere.append((workdir, config))
             continue
           bar.set_postfix_str(f"{workdir.parent.name} seed {config.seed}")
-          results[workdir] = run_once(config, workdir, train_fn)
+          results[workdir] = run_once(config, workdir, train_fn, evaluate_fn)
         bar.update()
       pending = held_elsewhere
   tables = {}

@@ -154,7 +154,8 @@ def test_processes_sharing_a_study_skip_a_run_another_holds_then_read_its_result
     assert sorted(p.relative_to(tmp_path).as_posix() for p in calls) == sorted(
       [f"runs/{held.parent.name}/seed_1", "runs/base/seed_0", "runs/base/seed_1"]
     )
-    (held / "result.json").write_text(json.dumps({"top1": 0.5, "wall_s": 3.0}))  # the other process finishes
+    result = {"top1": 0.5, "wall_s": 3.0, "eval": ablation.eval_settings(baseline1)}
+    (held / "result.json").write_text(json.dumps(result))  # the other process finishes
     fcntl.flock(lock, fcntl.LOCK_UN)
   study.join(timeout=60)
   assert not study.is_alive() and len(calls) == 3  # its result was read, not trained again
@@ -190,12 +191,50 @@ def test_a_run_of_another_config_is_never_reused(tmp_path):
   ):
     ablation.run_study(base, ["endpoints"], [0], tmp_path, ablations.apply, _never_train)
 
-  # Where the data lives does not matter, nor a setting the code gained after the run was trained.
+  # Where the data lives does not matter, nor a setting the code gained after the run was trained (a result
+  # without its evaluation settings was scored with those of config.json, and with one crop: eval_clips = 1).
   stored["train"]["num_epochs"] = base.train.num_epochs
   stored["dataset"]["manual_dir"] = "/elsewhere"
   del stored["model"]["conv_kernel_grad"]
+  del stored["dataset"]["eval_clips"]
   (run / "config.json").write_text(json.dumps(stored))
-  assert ablation.run_once(baseline1, run, _never_train) == {"top1": 0.5, "wall_s": 1.0}
+  assert ablation.run_once(baseline1, run, _never_train, _never_evaluate) == {"top1": 0.5, "wall_s": 1.0}
+
+
+def _never_evaluate(config, workdir):
+  raise AssertionError(f"a run scored with these settings was evaluated again: {workdir}")
+
+
+def test_other_evaluation_settings_evaluate_the_finished_runs_again_without_training(tmp_path, monkeypatch):
+  monkeypatch.setattr(ablation, "_total_steps", lambda config, workdir: 1)
+  base = msr_action3d.get_config()
+  calls, evaluated = [], []
+
+  def evaluate(config, workdir):  # logs an evaluation of the final checkpoint, top-1 = 0.5 + 0.1 * crops
+    evaluated.append((workdir, config.dataset.eval_clips))
+    record = {"step": 1, "split": "eval", "top1": 0.5 + config.dataset.eval_clips / 10, "top5": 1.0}
+    with (workdir / "metrics.jsonl").open("a") as f:
+      f.write(json.dumps(record) + "\n")
+
+  first = ablation.run_study(base, ["endpoints"], [0], tmp_path, ablations.apply, _fake_train(calls), evaluate)
+  assert len(calls) == 2 and evaluated == []  # trained and scored by training's own last evaluation
+  assert [r.top1_by_seed for r in first["endpoints"]] == [{0: 0.01}, {0: 0.02}]
+
+  crops = base.copy_and_resolve_references()
+  crops.dataset.eval_clips = 5
+  again = ablation.run_study(crops, ["endpoints"], [0], tmp_path, ablations.apply, _never_train, evaluate)
+  assert [r.key for r in again["endpoints"]] == [r.key for r in first["endpoints"]]  # the same runs
+  assert sorted(evaluated) == sorted((tmp_path / "runs" / r.key / "seed_0", 5) for r in first["endpoints"])
+  assert [r.top1_by_seed for r in again["endpoints"]] == [{0: 1.0}, {0: 1.0}]
+  result = json.loads((tmp_path / "runs" / "base" / "seed_0" / "result.json").read_text())
+  assert result["eval"] == {"dataset.eval_crop": 0.95, "dataset.eval_clips": 5} and result["step"] == 1
+  # Scored with these settings now: reused as it is; back to one crop: evaluated again.
+  assert (
+    ablation.run_study(crops, ["endpoints"], [0], tmp_path, ablations.apply, _never_train, _never_evaluate) == again
+  )
+  evaluated.clear()
+  ablation.run_study(base, ["endpoints"], [0], tmp_path, ablations.apply, _never_train, evaluate)
+  assert [clips for _, clips in evaluated] == [1, 1]
 
 
 def test_unknown_study_is_named(tmp_path):
@@ -244,6 +283,15 @@ def test_tiny_real_study_end_to_end(tmp_path, shared_data, monkeypatch):
   # Finished runs are reused as they are; an unfinished one is an error that says how to resume.
   again = ablation.run_study(config, ["endpoints"], [0], root, ablations.apply, _never_train)
   assert again == tables
+  # Two evaluation crops: each run's final checkpoint is restored and evaluated again, not trained.
+  crops = config.copy_and_resolve_references()
+  crops.dataset.eval_clips = 2
+  rescored = ablation.run_study(crops, ["endpoints"], [0], root, ablations.apply, _never_train)
+  for row, key in zip(rescored["endpoints"], keys, strict=True):
+    records = [json.loads(line) for line in (root / "runs" / key / "seed_0" / "metrics.jsonl").read_text().splitlines()]
+    last_eval = [r for r in records if r["split"] == "eval"][-1]
+    assert last_eval["step"] == 2 and row.top1_by_seed == {0: last_eval["concat_top1"]}
+    assert json.loads((root / "runs" / key / "seed_0" / "result.json").read_text())["eval"]["dataset.eval_clips"] == 2
   with pytest.raises(RuntimeError, match="stopped before its first evaluation, before its final step 2"):
     ablation.run_study(config, ["endpoints"], [5], root, ablations.apply, lambda config, workdir: None)
   assert not (root / "runs" / keys[0] / "seed_5" / "result.json").exists()
