@@ -417,19 +417,26 @@ def _choice(rows: Sequence[Row]) -> Row:
 def paper_choice_sentence(rows: Sequence[Row]) -> str:
   """Where the paper's choice ranks by mean top-1, and how that compares with the seed spread."""
   choice = _choice(rows)
-  rank = 1 + sum(row.mean > choice.mean for row in rows)
-  best = max(rows, key=lambda row: row.mean)
+  top = max(row.mean for row in rows)
+
+  def ties(mean: float) -> list[str]:
+    # Means of equal counts of correct clips can differ in the last bits (summed in another order): a tie.
+    return [row.label for row in rows if row is not choice and abs(row.mean - mean) <= 1e-9]
+
+  rank = 1 + sum(row.mean > choice.mean + 1e-9 for row in rows)
   stds = [row.std for row in rows if not math.isnan(row.std)]
   spread = f" The largest sample std over seeds is {_percent(max(stds))} points." if stds else ""
   if rank == 1:
+    shared = f", tied with {' and '.join(ties(top))}" if ties(top) else ""
     return (
-      f"The paper's choice, {choice.label}, has the highest mean top-1 ({_percent(choice.mean)} %), as in the paper."
-      + spread
+      f"The paper's choice, {choice.label}, has the highest mean top-1 ({_percent(choice.mean)} %){shared}, as in "
+      "the paper." + spread
     )
+  best = ties(top)
   return (
     f"The paper's choice, {choice.label}, ranks {rank} of {len(rows)} by mean top-1 ({_percent(choice.mean)} %); "
-    f"{best.label} is highest ({_percent(best.mean)} %, {_percent(best.mean - choice.mean)} points more), "
-    f"where the paper ranks its choice first.{spread}"
+    f"{' and '.join(best)} {'is' if len(best) == 1 else 'are'} highest ({_percent(top)} %, "
+    f"{_percent(top - choice.mean)} points more), where the paper ranks its choice first.{spread}"
   )
 
 

@@ -1,5 +1,6 @@
 """tools/ablate.py's logic (slnl_jax/ablation.py): aggregation, run sharing, resumption, one tiny real study."""
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -57,6 +58,17 @@ def test_paper_choice_sentence_ranks_the_last_row():
   best = ablation.Row("SMFL", "c", {0: 0.9}, wall_s=1.0)
   assert ablation.paper_choice_sentence([ablation.Row("CE", "a", {0: 0.8}, wall_s=1.0), best]) == (
     "The paper's choice, SMFL, has the highest mean top-1 (90.00 %), as in the paper."
+  )
+  # 397 + 399 + 394 and 398 + 401 + 391 of 464 clips right: the same mean, summed in another order.
+  m1 = ablation.Row("M1 = 1", "a", {0: 397 / 464, 1: 399 / 464, 2: 394 / 464}, wall_s=1.0)
+  m2 = ablation.Row("M1 = 2", "b", {0: 398 / 464, 1: 401 / 464, 2: 391 / 464}, wall_s=1.0, choice=True)
+  assert ablation.paper_choice_sentence([m1, m2]).startswith(
+    "The paper's choice, M1 = 2, has the highest mean top-1 (85.49 %), tied with M1 = 1, as in the paper."
+  )
+  m3 = ablation.Row("M1 = 3", "c", {0: 0.8, 1: 0.8, 2: 0.8}, wall_s=1.0, choice=True)
+  assert ablation.paper_choice_sentence([m1, dataclasses.replace(m2, choice=False), m3]).startswith(
+    "The paper's choice, M1 = 3, ranks 3 of 3 by mean top-1 (80.00 %); M1 = 1 and M1 = 2 are highest (85.49 %, "
+    "5.49 points more), where the paper ranks its choice first."
   )
 
 
