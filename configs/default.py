@@ -22,10 +22,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.dataset.num_frames = 64  # T after temporal resize
   config.dataset.train_crop_min = 0.5  # random crop ratio ~ U[train_crop_min, 1]
   config.dataset.eval_crop = 0.95  # centred crop ratio at evaluation
-  # Evaluation crops per clip, class probabilities averaged (test-time augmentation, like PYSKL's num_clips):
-  # 1 = the crop above (the paper's); S > 1 = S centred crops with ratios evenly spaced over [train_crop_min, 1].
-  # Each eval step runs eval_batch_size x S clips through the model.
+  # Evaluation views per clip, class probabilities averaged (test-time augmentation, like PYSKL's num_clips):
+  # eval_clips 1 = the crop above (the paper's), S > 1 = S centred crops with ratios evenly spaced over
+  # [train_crop_min, 1]; eval_turns 1 = no turn, R > 1 = each crop also turned about the vertical axis by R angles
+  # evenly spaced over [-train_rotation_deg, train_rotation_deg]. Each eval step runs eval_batch_size x S x R clips.
   config.dataset.eval_clips = 1
+  config.dataset.eval_turns = 1
   config.dataset.center_channels = 0  # subtract each clip's mean position from this many leading channels (0: off)
   # View normalisation after the crop, at training and evaluation (xyz data only; off: the paper's setting):
   config.dataset.center_joint = -1  # subtract this joint's xyz in the first frame (-1: off)

@@ -17,9 +17,9 @@ or margin included, never do. Each run trains in `<dir>/runs/<key>/seed_<seed>` 
 once its last evaluation is logged; a run with that file is never trained again, an unfinished one resumes
 from its latest checkpoint (slnl_jax/train.py), and a run trained with another config is never reused
 (`check_same_config`: the key is relative to the base, so a study rerun with another budget would otherwise
-find the old runs). Evaluation-only settings (`EVAL_SETTINGS`: the crop ratio, the number of crops) are not part
-of the key: a study rerun with other ones evaluates each finished run's final checkpoint again instead of
-training it again, and result.json records the settings its top-1 was scored with.
+find the old runs). Evaluation-only settings (`EVAL_SETTINGS`: the crop ratio, the numbers of crops and turns)
+are not part of the key: a study rerun with other ones evaluates each finished run's final checkpoint again
+instead of training it again, and result.json records the settings its top-1 was scored with.
 """
 
 from __future__ import annotations
@@ -205,9 +205,9 @@ NOT_COMPARED = frozenset(
 )
 # Settings that only change how the final checkpoint is scored. A run is keyed and reused without them; when
 # they differ from those its result.json was scored with, the final checkpoint is evaluated again (no training).
-EVAL_SETTINGS = ("dataset.eval_crop", "dataset.eval_clips")
+EVAL_SETTINGS = ("dataset.eval_crop", "dataset.eval_clips", "dataset.eval_turns")
 # The value a setting had before the code gained it, for runs whose config.json predates it.
-_BEFORE_THE_KEY = {"dataset.eval_clips": 1}
+_BEFORE_THE_KEY = {"dataset.eval_clips": 1, "dataset.eval_turns": 1}
 
 
 def eval_settings(config: ml_collections.ConfigDict) -> dict[str, object]:

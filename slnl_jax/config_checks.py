@@ -1,5 +1,5 @@
 """The config checked once at start-up: every error is one `error:` line naming the key and the allowed range.
-Also the values derived from a config that several modules share (`num_pools`, `eval_crop_ratios`).
+Also the values derived from a config that several modules share (`num_pools`, `eval_views`).
 
 ml_collections re-raises a ValueError or TypeError from a config file as `type(e)(message)` (which loses
 the message, or fails for exception types that need more arguments) and defers an OSError until the config
@@ -51,14 +51,22 @@ def num_pools(model: ml_collections.ConfigDict) -> int:
   return sum((i + 1) % model.pool_every == 0 and i + 1 < blocks for i in range(blocks))
 
 
-def eval_crop_ratios(data: ml_collections.ConfigDict) -> tuple[float, ...]:
-  """The centred crop ratios of one clip's evaluation crops (`config.dataset`): (eval_crop,) for eval_clips = 1,
-  else eval_clips ratios evenly spaced over [train_crop_min, 1], the range the model was trained on."""
-  clips = data.get("eval_clips", 1)  # configs saved before the key existed lack it
-  if clips == 1:
-    return (float(data.eval_crop),)
-  low = float(data.train_crop_min)
-  return tuple(low + (1.0 - low) * i / (clips - 1) for i in range(clips))
+def eval_views(data: ml_collections.ConfigDict) -> tuple[tuple[float, float], ...]:
+  """(crop ratio, turn about the vertical axis in degrees) of each of a clip's evaluation views (`config.dataset`).
+
+  Crops: (eval_crop,) for eval_clips = 1, else eval_clips centred crops with ratios evenly spaced over
+  [train_crop_min, 1], the range the model was trained on. Turns: none for eval_turns = 1, else eval_turns angles
+  evenly spaced over [-train_rotation_deg, train_rotation_deg], the turns it was trained on. Every crop is taken
+  at every turn.
+  """
+
+  def spaced(low: float, high: float, count: int) -> list[float]:
+    return [low + (high - low) * i / (count - 1) for i in range(count)]
+
+  clips, turns = data.get("eval_clips", 1), data.get("eval_turns", 1)  # configs saved before the keys lack them
+  ratios = [float(data.eval_crop)] if clips == 1 else spaced(float(data.train_crop_min), 1.0, clips)
+  angles = [0.0] if turns == 1 else spaced(-float(data.train_rotation_deg), float(data.train_rotation_deg), turns)
+  return tuple((ratio, angle) for ratio in ratios for angle in angles)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -70,6 +78,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _integer(config, key, 1)
   _integer(config, "dataset.shuffle_buffer", 1)
   _integer(config, "dataset.eval_clips", 1)
+  _integer(config, "dataset.eval_turns", 1)
   for key in ("dataset.train_crop_min", "dataset.eval_crop"):
     _real(config, key, 0, 1, low_open=True, high_open=False)
   channels = config.dataset.num_channels
@@ -93,6 +102,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
   }
   for key, used in xyz_only.items():
     _require(not used or channels >= 3, f"dataset.{key}", data[key], "off for data of fewer than 3 (xyz) channels")
+  _require(
+    data.eval_turns == 1 or data.train_rotation_deg > 0,
+    "dataset.eval_turns",
+    data.eval_turns,
+    "1 when training clips are not turned (the turns span [-train_rotation_deg, train_rotation_deg])",
+  )
 
   model = config.model
   _integer(config, "model.pool_every", 1)

@@ -11,8 +11,9 @@ One compiled program takes raw frames to probabilities, so that `predict`, `stre
     -> persons cut or zero-padded to the model's M
     -> the evaluation pipeline's centred crop (ratio `eval_crop`) linearly resized to the model's T'
        (input_pipeline.crop_and_resize with offset 0.5, here in jax.numpy) and the optional centring and min-max
-       normalisation; with `eval_clips` = S > 1, S such crops (config_checks.eval_crop_ratios)
-    -> SLnL-rFA -> softmax of the concatenated head (Eq. 17), averaged over the S crops  ->  (B, K) probabilities.
+       normalisation; with `eval_clips` / `eval_turns` > 1, S such views: crops of several ratios, each at several
+       turns about the vertical axis (config_checks.eval_views)
+    -> SLnL-rFA -> softmax of the concatenated head (Eq. 17), averaged over the S views  ->  (B, K) probabilities.
 
 The exported program keeps B, T and M_in symbolic, so one file serves any batch, clip length and person count.
 """
@@ -23,6 +24,7 @@ import collections
 import dataclasses
 import functools
 import json
+import math
 import os
 import pathlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -96,9 +98,24 @@ def minmax_normalize(skeleton: jax.Array) -> jax.Array:
   return jnp.concatenate([normalized * inside.astype(jnp.float32), skeleton[..., 3:]], axis=-1)
 
 
-def preprocess(skeleton: jax.Array, num_frames: jax.Array, data: ml_collections.ConfigDict, ratio: float) -> jax.Array:
+def rotate_clip(skeleton: jax.Array, angle: float) -> jax.Array:
+  """input_pipeline.rotate_clip about y in jax.numpy: the persons present turned by `angle` radians about the
+  vertical axis through the clip's mean position."""
+  present = jnp.any(skeleton != 0.0, axis=(0, 2, 3))
+  weight = present.astype(jnp.float32).reshape(1, -1, 1, 1)
+  count = jnp.maximum(jnp.sum(weight) * (skeleton.shape[0] * skeleton.shape[2]), 1.0)
+  mean = jnp.sum(skeleton[..., :3] * weight, axis=(0, 1, 2)) / count
+  x, y, z = jnp.moveaxis(skeleton[..., :3] - weight * mean, -1, 0)
+  cos, sin = jnp.cos(jnp.float32(angle)), jnp.sin(jnp.float32(angle))
+  rotated = jnp.stack([cos * x + sin * z, y, cos * z - sin * x], axis=-1)
+  return jnp.concatenate([rotated + weight * mean, skeleton[..., 3:]], axis=-1)
+
+
+def preprocess(
+  skeleton: jax.Array, num_frames: jax.Array, data: ml_collections.ConfigDict, ratio: float, turn_deg: float = 0.0
+) -> jax.Array:
   """Raw frames (B, T, M_in, V, C) + valid frames (B,) -> the model's (B, M, T', V, C), as evaluation prepares
-  its crop of ratio `ratio` (one of `config_checks.eval_crop_ratios(data)`)."""
+  its view of crop ratio `ratio` turned by `turn_deg` (one of `config_checks.eval_views(data)`)."""
   batch, frames, _, joints, channels = skeleton.shape
   padding = jnp.zeros((batch, frames, data.num_persons, joints, channels), jnp.float32)
   # Cut or zero-pad to M persons in one op that also holds for a symbolic M_in.
@@ -106,6 +123,8 @@ def preprocess(skeleton: jax.Array, num_frames: jax.Array, data: ml_collections.
 
   def one(clip: jax.Array, n: jax.Array) -> jax.Array:
     clip = crop_and_resize(clip, n, out_frames=data.num_frames, ratio=ratio)
+    if turn_deg:
+      clip = rotate_clip(clip, math.radians(turn_deg))
     # The order of input_pipeline._to_model_input; configs saved before the view keys existed lack them.
     if data.center_channels:
       clip = center_clip(clip, data.center_channels)
@@ -294,14 +313,14 @@ class Predictor:
 def _probabilities_fn(
   model: models.SLnLrFA, variables: Any, data: ml_collections.ConfigDict
 ) -> Callable[[jax.Array, jax.Array], jax.Array]:
-  ratios = config_checks.eval_crop_ratios(data)
+  views = config_checks.eval_views(data)
 
   def probabilities(skeleton: jax.Array, num_frames: jax.Array) -> jax.Array:
-    # The S crops of every clip in one batch through the model, probabilities averaged as steps.eval_step does.
-    crops = jnp.concatenate([preprocess(skeleton, num_frames, data, ratio) for ratio in ratios])
-    logits = model.apply(variables, crops, train=False)["concat"]
+    # The S views of every clip in one batch through the model, probabilities averaged as steps.eval_step does.
+    batch = jnp.concatenate([preprocess(skeleton, num_frames, data, *view) for view in views])
+    logits = model.apply(variables, batch, train=False)["concat"]
     probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-    return probs.reshape(len(ratios), -1, probs.shape[-1]).mean(axis=0)
+    return probs.reshape(len(views), -1, probs.shape[-1]).mean(axis=0)
 
   return probabilities
 

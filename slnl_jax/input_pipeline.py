@@ -2,9 +2,9 @@
 
 The paper (Sec. 4.1) trains on a contiguous random crop of each clip's valid frames, ratio ~ U[0.5, 1], resized
 ("bilinear" in time) to a fixed T, and evaluates on a centred crop of ratio 0.95. Optional, off by default
-(`config.dataset`): several evaluation crops per clip (`eval_clips`), view normalisation of the cropped clip
-(centring, min-max to [-1, 1]) at training and evaluation, and a random view (turn, tilt, scale) of training
-clips, as the field's N-UCLA pipelines do.
+(`config.dataset`): several evaluation crops and turns per clip (`eval_clips`, `eval_turns`), view
+normalisation of the cropped clip (centring, min-max to [-1, 1]) at training and evaluation, and a random view
+(turn, tilt, scale) of training clips, as the field's N-UCLA pipelines do.
 
 Input datasets are the TFDS splits of `slnl_jax/data/builders.py` (or anything with the same element
 structure): dicts with `skeleton` (T, M, V, C) float32 of variable length T, `label` int and `num_frames` int;
@@ -312,7 +312,8 @@ def eval_dataset(
   drop_remainder: bool = False,
 ) -> tf.data.Dataset:
   """This process's shard, centre-cropped and resized, in order: each example's skeleton is (S, M, T, V, C),
-  its S evaluation crops (`config_checks.eval_crop_ratios`: one of ratio `config.dataset.eval_crop` by default).
+  its S evaluation views (`config_checks.eval_views`: crops, each at every turn about the vertical axis; one crop
+  of ratio `config.dataset.eval_crop` by default).
 
   Each batch carries a boolean "mask". With `drop_remainder=False` every example of `ds` appears exactly once
   over all processes with mask True: each process's shard (examples p, p + P, ...) is padded with all-zero,
@@ -328,19 +329,17 @@ def eval_dataset(
     raise ValueError("the evaluation dataset is empty")
   data = config.dataset
 
+  def view(example: Features, ratio: float, turn_deg: float) -> tf.Tensor:
+    skeleton = crop_and_resize(
+      example["skeleton"], example["num_frames"], out_frames=data.num_frames, ratio=ratio, offset_fraction=0.5
+    )
+    if turn_deg:
+      skeleton = rotate_clip(skeleton, tf.constant(math.radians(turn_deg)), "y")
+    return _to_model_input(skeleton, example["label"], config)["skeleton"]
+
   def preprocess(example: Features) -> Features:
-    crops = [
-      _to_model_input(
-        crop_and_resize(
-          example["skeleton"], example["num_frames"], out_frames=data.num_frames, ratio=ratio, offset_fraction=0.5
-        ),
-        example["label"],
-        config,
-      )
-      for ratio in config_checks.eval_crop_ratios(data)
-    ]
-    skeleton = tf.stack([crop["skeleton"] for crop in crops])
-    return {"skeleton": skeleton, "label": crops[0]["label"], "mask": tf.constant(True)}
+    skeleton = tf.stack([view(example, *view_) for view_ in config_checks.eval_views(data)])
+    return {"skeleton": skeleton, "label": tf.cast(example["label"], tf.int32), "mask": tf.constant(True)}
 
   shard = ds.shard(process_count, process_index).map(
     preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True

@@ -95,14 +95,14 @@ def abstract_batch(
   config: ml_collections.ConfigDict, batch_size: int, mesh: jax.sharding.Mesh, *, evaluation: bool = False
 ) -> dict[str, jax.ShapeDtypeStruct]:
   """Shapes, dtypes and shardings of a global input batch, for compiling. Evaluation batches carry a "mask"
-  and every clip's evaluation crops: skeleton (B, S, M, T, V, C), S = len(eval_crop_ratios)."""
+  and every clip's evaluation views: skeleton (B, S, M, T, V, C), S = len(config_checks.eval_views)."""
 
   def spec(shape, dtype):
     return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding.batch_sharding(mesh))
 
   shape = input_shape(config, batch_size)
   if evaluation:
-    shape = (batch_size, len(config_checks.eval_crop_ratios(config.dataset)), *shape[1:])
+    shape = (batch_size, len(config_checks.eval_views(config.dataset)), *shape[1:])
   batch = {"skeleton": spec(shape, jnp.float32), "label": spec((batch_size,), jnp.int32)}
   if evaluation:
     batch["mask"] = spec((batch_size,), jnp.bool_)
@@ -182,8 +182,8 @@ def train_step(
 def eval_step(state: TrainState, batch: Batch, *, loss_fn: losses.LossFn, num_classes: int) -> Metrics:
   """Sums over the real (mask True) examples of a padded batch, to be added up over the eval split.
 
-  Each example's S evaluation crops (skeleton (B, S, M, T, V, C)) go through the model together; a head's
-  prediction is the mean of its S softmax probabilities, scored as the log of that mean (for S = 1 the
+  Each example's S evaluation views (crops and turns; skeleton (B, S, M, T, V, C)) go through the model together;
+  a head's prediction is the mean of its S softmax probabilities, scored as the log of that mean (for S = 1 the
   log-softmax of the logits: the same top-k and, since every loss reads logits through a softmax, the same loss).
 
   Returns:

@@ -208,7 +208,7 @@ def test_a_run_of_another_config_is_never_reused(tmp_path):
   stored["train"]["num_epochs"] = base.train.num_epochs
   stored["dataset"]["manual_dir"] = "/elsewhere"
   del stored["model"]["conv_kernel_grad"]
-  del stored["dataset"]["eval_clips"]
+  del stored["dataset"]["eval_clips"], stored["dataset"]["eval_turns"]
   (run / "config.json").write_text(json.dumps(stored))
   assert ablation.run_once(baseline1, run, _never_train, _never_evaluate) == {"top1": 0.5, "wall_s": 1.0}
 
@@ -239,7 +239,8 @@ def test_other_evaluation_settings_evaluate_the_finished_runs_again_without_trai
   assert sorted(evaluated) == sorted((tmp_path / "runs" / r.key / "seed_0", 5) for r in first["endpoints"])
   assert [r.top1_by_seed for r in again["endpoints"]] == [{0: 1.0}, {0: 1.0}]
   result = json.loads((tmp_path / "runs" / "base" / "seed_0" / "result.json").read_text())
-  assert result["eval"] == {"dataset.eval_crop": 0.95, "dataset.eval_clips": 5} and result["step"] == 1
+  assert result["eval"] == {"dataset.eval_crop": 0.95, "dataset.eval_clips": 5, "dataset.eval_turns": 1}
+  assert result["step"] == 1
   # Scored with these settings now: reused as it is; back to one crop: evaluated again.
   assert (
     ablation.run_study(crops, ["endpoints"], [0], tmp_path, ablations.apply, _never_train, _never_evaluate) == again

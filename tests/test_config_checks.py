@@ -51,6 +51,8 @@ def test_shipped_configs_are_valid(name, argument):
     ("train.lr_decay", 1.5, "a number in (0, 1]"),
     ("dataset.train_crop_min", 0.0, "a number in (0, 1]"),
     ("dataset.eval_clips", 0, "an integer >= 1"),
+    ("dataset.eval_turns", 0, "an integer >= 1"),
+    ("dataset.eval_turns", 3, "1 when training clips are not turned"),  # the default train_rotation_deg is 0
     ("model.dropout_rate", 1.0, "a number in [0, 1)"),
     ("train.max_steps", 0, "an integer >= 1 or -1"),
     ("train.checkpoint_every_steps", 0, "an integer >= 1"),

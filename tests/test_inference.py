@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from configs import default
-from slnl_jax import checkpointing, input_pipeline, models, sharding, steps
+from slnl_jax import checkpointing, config_checks, input_pipeline, models, sharding, steps
 from slnl_jax.data import readers
 from slnl_jax.inference import Predictor, WindowPrediction, preprocess
 
@@ -118,22 +118,27 @@ def real_clips(shared_data):
     ({"center_joint": 1}, 1e-6),
     ({"minmax_normalize": True}, 1e-6),
     ({"center_channels": 3, "center_joint": 1, "minmax_normalize": True}, 1e-5),
+    # Two crops, each at three turns (-40, 0, 40 degrees) about the clip's mean: a rotation of ~3 m coordinates.
+    ({"eval_clips": 2, "eval_turns": 3, "train_rotation_deg": 40.0}, 1e-5),
   ],
 )
 def test_preprocessing_equals_the_tf_eval_pipeline_on_real_clips(shared_data, view, atol):
   for joints, clips in real_clips(shared_data).items():
     config = tiny_config(num_joints=joints, num_persons=2, **view)
-    expected = next(input_pipeline.as_numpy(eval_batches(config, clips)))["skeleton"][:, 0]
+    views = config_checks.eval_views(config.dataset)
+    batch = next(input_pipeline.as_numpy(eval_batches(config, clips)))["skeleton"]
+    assert batch.shape[1] == len(views) == config.dataset.eval_clips * config.dataset.eval_turns
     padded = max(len(c) for c in clips)
     raw = np.zeros((len(clips), padded + 5, 3, joints, 3), np.float32)  # extra frames and a third person slot
     for i, clip in enumerate(clips):
       raw[i, : len(clip), : clip.shape[1]] = clip
       raw[i, len(clip) :] = 99.0  # past num_frames: must be ignored
     num_frames = np.array([len(c) for c in clips], np.int32)
-    prepare = functools.partial(preprocess, data=config.dataset, ratio=config.dataset.eval_crop)
-    got = np.asarray(jax.jit(prepare)(raw, num_frames))
-    assert got.shape == expected.shape == (len(clips), 2, 16, joints, 3)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=atol)
+    for s, (ratio, turn_deg) in enumerate(views):
+      prepare = functools.partial(preprocess, data=config.dataset, ratio=ratio, turn_deg=turn_deg)
+      got = np.asarray(jax.jit(prepare)(raw, num_frames))
+      assert got.shape == batch[:, s].shape == (len(clips), 2, 16, joints, 3)
+      np.testing.assert_allclose(got, batch[:, s], rtol=0, atol=atol)
 
 
 def test_from_workdir_restores_only_the_model_variables(trained):
@@ -197,6 +202,11 @@ def test_several_evaluation_crops_average_the_probabilities_of_each_crop(shared_
   np.testing.assert_allclose(got, np.mean(single, axis=0), rtol=1e-5, atol=1e-7)
   np.testing.assert_allclose(got, reference_probabilities(config, variables, clips), rtol=1e-4, atol=1e-6)
   assert not np.allclose(single[0], single[2], atol=1e-4)  # the crops differ, so the check has teeth
+  # Each crop also at three turns about the vertical axis (-60, 0, 60 degrees): against the evaluation pipeline's.
+  config.dataset.update(eval_turns=3, train_rotation_deg=60.0)
+  turned = Predictor(config, variables, CLASS_NAMES).probabilities(batch, num_frames)
+  np.testing.assert_allclose(turned, reference_probabilities(config, variables, clips), rtol=1e-4, atol=1e-6)
+  assert not np.allclose(turned, got, atol=1e-4)
 
 
 def test_stream_windows_equal_clip_predictions(trained):

@@ -445,6 +445,21 @@ def _xyz_dataset(n: int) -> tf.data.Dataset:
   return tf.data.Dataset.from_generator(generate, output_signature=signature)
 
 
+def test_eval_turns_rotate_each_crop_about_the_vertical_axis_through_the_clip_mean():
+  # train_rotation_deg 30, 3 turns: -30, 0, 30 degrees; x' = x cos a + z sin a, z' = z cos a - x sin a about the
+  # clip's mean (by hand, the formula of a turn about y), y kept.
+  batches = _eval_with_crops(_xyz_dataset(6), batch=2, num_channels=3, eval_turns=3, train_rotation_deg=30.0)
+  for batch in batches:
+    for clip in batch["skeleton"]:  # (3 turns, M, T, V, 3)
+      plain = clip[1]
+      mean = plain.reshape(-1, 3).mean(axis=0)
+      for turned, degrees in zip(clip, (-30.0, 0.0, 30.0), strict=True):
+        a = np.radians(degrees)
+        x, y, z = np.moveaxis(plain - mean, -1, 0)
+        expected = np.stack([x * np.cos(a) + z * np.sin(a), y, z * np.cos(a) - x * np.sin(a)], -1) + mean
+        np.testing.assert_allclose(turned, expected, atol=1e-4)
+
+
 def test_train_rotation_turns_each_clip_rigidly_within_the_range_and_keeps_its_crop():
   plain = _train(_xyz_dataset(8), num_channels=3)
   turned = _train(_xyz_dataset(8), num_channels=3, train_rotation_deg=30.0)
