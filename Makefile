@@ -32,9 +32,9 @@ test: lint
 # tables run side by side (2026-12-04), plus about 70 min for LONG, 25 min for Table 3's seeds 1-2 and about 1 h for
 # Tables 4-5's (two, then three processes sharing the runs); finished runs are reused, so it is resumable. The MSR
 # one-factor reports were measured before the chain (commit 30bad21, about 5 hours) and are shown as they are, not
-# rerun: docs/results_intro.md says what they measured. The N-UCLA runs are scored with configs/nw_ucla.py's 5
-# evaluation crops: when that setting changed, this target rescored every finished run from its final checkpoint
-# (54 runs, under 5 minutes) instead of training it again.
+# rerun: docs/results_intro.md says what they measured. The N-UCLA runs are scored with configs/nw_ucla.py's 25
+# evaluation views (5 crops x 5 turns): when those settings changed, this target rescored every finished run from
+# its final checkpoint (54 runs, 15 minutes) instead of training it again.
 SEEDS ?= 3
 NWU := N-UCLA cross-view: the chain
 NWU_LONG := N-UCLA cross-view, 120 epochs: the chain's ends

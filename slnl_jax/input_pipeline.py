@@ -11,7 +11,7 @@ structure): dicts with `skeleton` (T, M, V, C) float32 of variable length T, `la
 other keys are dropped.
 
 Training batches are `{"skeleton": (B, M, T, V, C) float32, "label": (B,) int32}`, B being the per-process
-batch; evaluation batches hold each clip's S crops, skeleton (B, S, M, T, V, C), and a `"mask": (B,) bool`.
+batch; evaluation batches hold each clip's S views, skeleton (B, S, M, T, V, C), and a `"mask": (B,) bool`.
 Randomness is a pure function of (seed, epoch, example index), so a resumed run replays an epoch exactly by
 rebuilding it and skipping the batches already done.
 """
@@ -338,7 +338,7 @@ def eval_dataset(
     return _to_model_input(skeleton, example["label"], config)["skeleton"]
 
   def preprocess(example: Features) -> Features:
-    skeleton = tf.stack([view(example, *view_) for view_ in config_checks.eval_views(data)])
+    skeleton = tf.stack([view(example, ratio, turn) for ratio, turn in config_checks.eval_views(data)])
     return {"skeleton": skeleton, "label": tf.cast(example["label"], tf.int32), "mask": tf.constant(True)}
 
   shard = ds.shard(process_count, process_index).map(
