@@ -43,7 +43,9 @@ def run(mesh):
   for _ in range(2):
     state, metrics = step(state, sharded)
     history.append(jax.device_get(metrics))
-  masked = sharding.shard_batch({**batch, "mask": np.array([1, 1, 1, 0], bool)}, mesh)
+  # An evaluation batch: one view per clip (B, S = 1, M, T, V, C), the last clip padding.
+  evaluation = {**batch, "skeleton": batch["skeleton"][:, None], "mask": np.array([1, 1, 1, 0], bool)}
+  masked = sharding.shard_batch(evaluation, mesh)
   sums = steps.jit_eval_step(mesh, loss_fn, 8)(state, masked)
   return sharded, jax.device_get(state), history, jax.device_get(sums)
 
