@@ -178,10 +178,10 @@ def run_dir(root: pathlib.Path, config: ml_collections.ConfigDict, base: ml_coll
   return root / "runs" / run_key(config, base) / f"seed_{config.seed}"
 
 
-def _last_eval(metrics_path: pathlib.Path) -> dict | None:
+def _last_eval(metrics_path: pathlib.Path, split: str = "eval") -> dict | None:
   if not metrics_path.exists():
     return None
-  evals = [r for r in visualize.read_metrics(metrics_path) if r.get("split") == "eval"]
+  evals = [r for r in visualize.read_metrics(metrics_path) if r.get("split") == split]
   return evals[-1] if evals else None
 
 
@@ -210,9 +210,13 @@ EVAL_SETTINGS = ("dataset.eval_crop", "dataset.eval_clips", "dataset.eval_turns"
 _BEFORE_THE_KEY = {"dataset.eval_clips": 1, "dataset.eval_turns": 1}
 
 
-def eval_settings(config: ml_collections.ConfigDict) -> dict[str, object]:
-  flat = _flat(config)
+def _pick_eval_settings(flat: Mapping[str, object]) -> dict[str, object]:
   return {key: flat.get(key, _BEFORE_THE_KEY.get(key)) for key in EVAL_SETTINGS}
+
+
+def eval_settings(config: ml_collections.ConfigDict) -> dict[str, object]:
+  """`config`'s `EVAL_SETTINGS` by flat key, as result.json records them."""
+  return _pick_eval_settings(_flat(config))
 
 
 def _scored_with(result: Mapping, workdir: pathlib.Path) -> dict[str, object] | None:
@@ -223,8 +227,7 @@ def _scored_with(result: Mapping, workdir: pathlib.Path) -> dict[str, object] | 
   path = workdir / "config.json"
   if not path.exists():
     return None
-  stored = traverse_util.flatten_dict(json.loads(path.read_text()), sep=".")
-  return {key: stored.get(key, _BEFORE_THE_KEY.get(key)) for key in EVAL_SETTINGS}
+  return _pick_eval_settings(traverse_util.flatten_dict(json.loads(path.read_text()), sep="."))
 
 
 def check_same_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
@@ -289,11 +292,11 @@ def run_once(
 def _final_eval(
   config: ml_collections.ConfigDict, workdir: pathlib.Path, evaluate_fn: EvalFn | None = None
 ) -> dict[str, float]:
-  """{top1, top5, step} of the run's last logged evaluation (after `evaluate_fn` logs a new one, if given),
-  which must be at its final step."""
+  """{top1, top5, step} of the run's last logged evaluation, which must be at its final step: training's own
+  ("eval"), or, given `evaluate_fn`, the checkpoint evaluation it logs ("checkpoint_eval")."""
   if evaluate_fn is not None:
     evaluate_fn(config, workdir)
-  last = _last_eval(workdir / "metrics.jsonl")
+  last = _last_eval(workdir / "metrics.jsonl", "eval" if evaluate_fn is None else "checkpoint_eval")
   total = _total_steps(config, workdir)
   if last is None or last["step"] != total:
     where = "before its first evaluation" if last is None else f"at step {last['step']}"

@@ -66,8 +66,10 @@ def save_eval_artifacts(result: EvalResult, class_names: list[str], out_dir: pat
 class MetricsLog:
   """TensorBoard scalars (clu) and `workdir/metrics.jsonl`; only process 0 writes.
 
-  Each line of metrics.jsonl is one flat JSON object: {"step", "epoch", "split": "train" | "eval", and the
-  metrics by name}, e.g. "loss", "concat_top1"; eval lines also carry "top1" / "top5" of the concat head.
+  Each line of metrics.jsonl is one flat JSON object: {"step", "epoch", "split", and the metrics by name}, e.g.
+  "loss", "concat_top1"; split "train", "eval" (the trainer's evaluations: the learning curve) or
+  "checkpoint_eval" (`--mode=eval` of a saved checkpoint, maybe with other evaluation settings); evaluation
+  lines also carry "top1" / "top5" of the concat head.
   The scalars are not echoed to the log (`evaluate_and_log` logs one line per evaluation, tqdm shows the loss).
   """
 
@@ -117,8 +119,9 @@ def evaluate_and_log(
   log: MetricsLog,
   step: int,
   epoch: int,
+  split: str = "eval",
 ) -> dict[str, float]:
-  """Evaluates `state` on the unbatched `test` split; logs the metrics and writes `workdir/eval/`."""
+  """Evaluates `state` on the unbatched `test` split; logs the metrics under `split` and writes `workdir/eval/`."""
   start = time.perf_counter()
   batches = input_pipeline.eval_dataset(
     test,
@@ -128,7 +131,7 @@ def evaluate_and_log(
     process_count=jax.process_count(),
   )
   result = evaluate(p_eval_step, state, input_pipeline.as_numpy(batches), mesh)
-  log.write(step, epoch, "eval", result.metrics)
+  log.write(step, epoch, split, result.metrics)
   if jax.process_index() == 0:
     save_eval_artifacts(result, class_names, workdir / "eval")
   m = result.metrics

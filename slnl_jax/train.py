@@ -273,7 +273,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 def evaluate_checkpoint(
   config: ml_collections.ConfigDict, workdir: str | os.PathLike, checkpoint: str = "best"
 ) -> dict[str, float]:
-  """Evaluates checkpoint "best" | "latest" | "<step>" of `workdir` on the test split (--mode=eval)."""
+  """Evaluates checkpoint "best" | "latest" | "<step>" of `workdir` on the test split (--mode=eval).
+
+  Logged to metrics.jsonl as split "checkpoint_eval", apart from the trainer's own evaluations ("eval"), so that
+  a checkpoint scored again with other settings (e.g. `eval_clips`) does not change the learning curve.
+  """
   workdir = pathlib.Path(workdir)
   sharding.check_batch_size(config.train.eval_batch_size, "config.train.eval_batch_size")
   mesh = sharding.make_mesh()
@@ -292,7 +296,7 @@ def evaluate_checkpoint(
   log = evaluation.MetricsLog(workdir)
   try:
     return evaluation.evaluate_and_log(
-      config, p_eval_step, state, data.test, data.class_names, mesh, workdir, log, step, epoch
+      config, p_eval_step, state, data.test, data.class_names, mesh, workdir, log, step, epoch, "checkpoint_eval"
     )
   finally:
     log.close()

@@ -224,7 +224,7 @@ def test_other_evaluation_settings_evaluate_the_finished_runs_again_without_trai
 
   def evaluate(config, workdir):  # logs an evaluation of the final checkpoint, top-1 = 0.5 + 0.1 * crops
     evaluated.append((workdir, config.dataset.eval_clips))
-    record = {"step": 1, "split": "eval", "top1": 0.5 + config.dataset.eval_clips / 10, "top5": 1.0}
+    record = {"step": 1, "split": "checkpoint_eval", "top1": 0.5 + config.dataset.eval_clips / 10, "top5": 1.0}
     with (workdir / "metrics.jsonl").open("a") as f:
       f.write(json.dumps(record) + "\n")
 
@@ -300,10 +300,12 @@ def test_tiny_real_study_end_to_end(tmp_path, shared_data, monkeypatch):
   crops = config.copy_and_resolve_references()
   crops.dataset.eval_clips = 2
   rescored = ablation.run_study(crops, ["endpoints"], [0], root, ablations.apply, _never_train)
-  for row, key in zip(rescored["endpoints"], keys, strict=True):
+  for row, key, before in zip(rescored["endpoints"], keys, tables["endpoints"], strict=True):
     records = [json.loads(line) for line in (root / "runs" / key / "seed_0" / "metrics.jsonl").read_text().splitlines()]
-    last_eval = [r for r in records if r["split"] == "eval"][-1]
-    assert last_eval["step"] == 2 and row.top1_by_seed == {0: last_eval["concat_top1"]}
+    (rescore,) = [r for r in records if r["split"] == "checkpoint_eval"]
+    assert rescore["step"] == 2 and row.top1_by_seed == {0: rescore["concat_top1"]}
+    # Training's own evaluations (the learning curve) are as they were.
+    assert [r for r in records if r["split"] == "eval"][-1]["concat_top1"] == before.top1_by_seed[0]
     assert json.loads((root / "runs" / key / "seed_0" / "result.json").read_text())["eval"]["dataset.eval_clips"] == 2
   with pytest.raises(RuntimeError, match="stopped before its first evaluation, before its final step 2"):
     ablation.run_study(config, ["endpoints"], [5], root, ablations.apply, lambda config, workdir: None)
