@@ -505,6 +505,11 @@ def render_report(report: Mapping, image_dir: str = "", level: int = 1) -> list[
     lines += ["", f"![{study}]({image_dir}{study}.png)"]
   curve = report["learning_curve"]
   lines += ["", f"{head}# Learning curve (`{curve['key']}`, seed {curve['seed']})", ""]
+  lines += [
+    "The evaluations logged during training, scored with the evaluation settings the run was trained with (a"
+    " table above rescored with other ones, e.g. more evaluation views, can differ at the last epoch).",
+    "",
+  ]
   return [*lines, f"![learning curve]({image_dir}learning_curve.png)"]
 
 
