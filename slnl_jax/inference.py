@@ -139,7 +139,8 @@ def preprocess(
 
 def prepare_clip(skeleton: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
   """One clip (T, M, V, C) -> the model's (1, M', T', V, C) input, as evaluation prepares its crop of ratio
-  `config.dataset.eval_crop` (`preprocess`; the first of several crops only with eval_clips = 1)."""
+  `config.dataset.eval_crop`, not turned (`preprocess`): the single view of the default eval_clips = eval_turns = 1,
+  and the one the pictures of tools/visualize.py show."""
   data = config.dataset
   skeleton = np.asarray(skeleton, np.float32)
   if skeleton.shape[2:] != (data.num_joints, data.num_channels):
@@ -320,7 +321,7 @@ def _probabilities_fn(
     batch = jnp.concatenate([preprocess(skeleton, num_frames, data, *view) for view in views])
     logits = model.apply(variables, batch, train=False)["concat"]
     probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-    return probs.reshape(len(views), -1, probs.shape[-1]).mean(axis=0)
+    return probs.reshape(len(views), skeleton.shape[0], probs.shape[-1]).mean(axis=0)
 
   return probabilities
 

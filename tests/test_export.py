@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from test_inference import CLASS_NAMES, tiny_config, write_workdir
 
+from slnl_jax import sharding, steps
 from slnl_jax.data import readers
 from slnl_jax.inference import Predictor
 
@@ -103,3 +104,18 @@ def test_the_readme_example_classifies_a_raw_file_and_a_stream(exported, tmp_pat
   np.testing.assert_allclose(float(lines[0].split()[2]), probability, rtol=1e-5)
   expected = [f"frames {w.start}-{w.end - 1}: {w.top[0][0]}" for w in predictor.stream(clip, window=32, stride=16)]
   assert [line.rsplit(" ", 1)[0] for line in lines[1:]] == expected
+
+
+def test_an_exported_model_averages_the_same_evaluation_views(tmp_path):
+  """2 crops x 3 turns: the exported program (batch symbolic) against the in-process Predictor."""
+  config = tiny_config(center_channels=3)
+  config.dataset.update(eval_clips=2, eval_turns=3, train_rotation_deg=60.0)
+  state = steps.initial_state(config, steps.create_learning_rate_fn(config, 1), sharding.make_mesh())
+  predictor = Predictor(config, {"params": state.params, "batch_stats": state.batch_stats}, CLASS_NAMES)
+  program = predictor.export(tmp_path / "views.jaxexport", platforms=("cpu",))
+  rng = np.random.default_rng(1)
+  for batch, frames in ((1, 9), (3, 20)):
+    skeleton = rng.normal(size=(batch, frames, 1, 25, 3)).astype(np.float32)
+    num_frames = rng.integers(1, frames + 1, batch).astype(np.int32)
+    expected = predictor.probabilities(skeleton, num_frames)
+    np.testing.assert_allclose(np.asarray(program.call(skeleton, num_frames)), expected, rtol=1e-5, atol=1e-6)
