@@ -151,7 +151,7 @@ def _flat(config: ml_collections.ConfigDict) -> dict[str, object]:
 def config_diff(config: ml_collections.ConfigDict, base: ml_collections.ConfigDict) -> dict[str, object]:
   """Every setting of `config` that differs from `base`, except the seed and `NOT_COMPARED` (flat keys)."""
   wanted, reference = _flat(config), _flat(base)
-  skip = NOT_COMPARED | set(EVAL_SETTINGS) | {"seed"}
+  skip = _NOT_KEYED | {"seed"}
   return {k: v for k, v in sorted(wanted.items()) if k not in skip and (k not in reference or reference[k] != v)}
 
 
@@ -178,7 +178,7 @@ def run_dir(root: pathlib.Path, config: ml_collections.ConfigDict, base: ml_coll
   return root / "runs" / run_key(config, base) / f"seed_{config.seed}"
 
 
-def _last_eval(metrics_path: pathlib.Path, split: str = "eval") -> dict | None:
+def _last_eval(metrics_path: pathlib.Path, split: str) -> dict | None:
   if not metrics_path.exists():
     return None
   evals = [r for r in visualize.read_metrics(metrics_path) if r.get("split") == split]
@@ -206,6 +206,7 @@ NOT_COMPARED = frozenset(
 # Settings that only change how the final checkpoint is scored. A run is keyed and reused without them; when
 # they differ from those its result.json was scored with, the final checkpoint is evaluated again (no training).
 EVAL_SETTINGS = ("dataset.eval_crop", "dataset.eval_clips", "dataset.eval_turns")
+_NOT_KEYED = NOT_COMPARED | frozenset(EVAL_SETTINGS)  # neither in a run's key nor compared with its config.json
 # The value a setting had before the code gained it, for runs whose config.json predates it.
 _BEFORE_THE_KEY = {"dataset.eval_clips": 1, "dataset.eval_turns": 1}
 
@@ -219,15 +220,19 @@ def eval_settings(config: ml_collections.ConfigDict) -> dict[str, object]:
   return _pick_eval_settings(_flat(config))
 
 
+def _stored_config(workdir: pathlib.Path) -> dict[str, object] | None:
+  """The run's config.json (written by `train.train_and_evaluate`) as flat keys; None if there is none."""
+  path = workdir / "config.json"
+  return traverse_util.flatten_dict(json.loads(path.read_text()), sep=".") if path.exists() else None
+
+
 def _scored_with(result: Mapping, workdir: pathlib.Path) -> dict[str, object] | None:
   """The evaluation settings behind result.json's top-1 (results written before they were recorded: the run's
   config.json); None if unknown."""
   if "eval" in result:
     return result["eval"]
-  path = workdir / "config.json"
-  if not path.exists():
-    return None
-  return _pick_eval_settings(traverse_util.flatten_dict(json.loads(path.read_text()), sep="."))
+  stored = _stored_config(workdir)
+  return None if stored is None else _pick_eval_settings(stored)
 
 
 def check_same_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
@@ -242,14 +247,11 @@ def check_same_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) 
   Raises:
     ValueError: naming each setting that differs, with both values.
   """
-  path = workdir / "config.json"
-  if not path.exists():
+  stored = _stored_config(workdir)
+  if stored is None:
     return
-  stored = traverse_util.flatten_dict(json.loads(path.read_text()), sep=".")
   wanted = _flat(config)
-  differ = sorted(
-    k for k in stored.keys() & wanted.keys() - NOT_COMPARED - set(EVAL_SETTINGS) if stored[k] != wanted[k]
-  )
+  differ = sorted(k for k in stored.keys() & wanted.keys() - _NOT_KEYED if stored[k] != wanted[k])
   if differ:
     changes = "; ".join(f"{k} = {stored[k]!r} there, {wanted[k]!r} now" for k in differ)
     raise ValueError(f"{workdir} was trained with another config ({changes}): give this study its own --workdir")
@@ -272,10 +274,12 @@ def run_once(
   """
   check_same_config(config, workdir)
   result_path = workdir / RESULT_FILE
+  scoring = eval_settings(config)
   if result_path.exists():
     result = json.loads(result_path.read_text())
-    if _scored_with(result, workdir) != eval_settings(config):
-      result = {**result, **_final_eval(config, workdir, evaluate_fn), "eval": eval_settings(config)}
+    if _scored_with(result, workdir) != scoring:
+      evaluate_fn(config, workdir)
+      result = {**result, **_final_eval(workdir, "checkpoint_eval", result["step"]), "eval": scoring}
       result_path.write_text(json.dumps(result, indent=2) + "\n")
     return result
   workdir.mkdir(parents=True, exist_ok=True)
@@ -284,20 +288,16 @@ def run_once(
   train_fn(config, workdir)
   wall_s = time.perf_counter() - start + (float(spent_path.read_text()) if spent_path.exists() else 0.0)
   spent_path.write_text(f"{wall_s}\n")
-  result = {**_final_eval(config, workdir), "seed": config.seed, "wall_s": wall_s, "eval": eval_settings(config)}
+  last = _final_eval(workdir, "eval", _total_steps(config, workdir))
+  result = {**last, "seed": config.seed, "wall_s": wall_s, "eval": scoring}
   result_path.write_text(json.dumps(result, indent=2) + "\n")
   return result
 
 
-def _final_eval(
-  config: ml_collections.ConfigDict, workdir: pathlib.Path, evaluate_fn: EvalFn | None = None
-) -> dict[str, float]:
-  """{top1, top5, step} of the run's last logged evaluation, which must be at its final step: training's own
-  ("eval"), or, given `evaluate_fn`, the checkpoint evaluation it logs ("checkpoint_eval")."""
-  if evaluate_fn is not None:
-    evaluate_fn(config, workdir)
-  last = _last_eval(workdir / "metrics.jsonl", "eval" if evaluate_fn is None else "checkpoint_eval")
-  total = _total_steps(config, workdir)
+def _final_eval(workdir: pathlib.Path, split: str, total: int) -> dict[str, float]:
+  """{top1, top5, step} of the run's last logged evaluation of `split` ("eval": training's own;
+  "checkpoint_eval": a rescoring), which must be at the run's final step `total`."""
+  last = _last_eval(workdir / "metrics.jsonl", split)
   if last is None or last["step"] != total:
     where = "before its first evaluation" if last is None else f"at step {last['step']}"
     raise RuntimeError(
@@ -421,21 +421,17 @@ def paper_choice_sentence(rows: Sequence[Row]) -> str:
   """Where the paper's choice ranks by mean top-1, and how that compares with the seed spread."""
   choice = _choice(rows)
   top = max(row.mean for row in rows)
-
-  def ties(mean: float) -> list[str]:
-    # Means of equal counts of correct clips can differ in the last bits (summed in another order): a tie.
-    return [row.label for row in rows if row is not choice and abs(row.mean - mean) <= 1e-9]
-
+  # Means of equal counts of correct clips can differ in the last bits (summed in another order): a tie.
+  best = [row.label for row in rows if row is not choice and abs(row.mean - top) <= 1e-9]
   rank = 1 + sum(row.mean > choice.mean + 1e-9 for row in rows)
   stds = [row.std for row in rows if not math.isnan(row.std)]
   spread = f" The largest sample std over seeds is {_percent(max(stds))} points." if stds else ""
   if rank == 1:
-    shared = f", tied with {' and '.join(ties(top))}" if ties(top) else ""
+    shared = f", tied with {' and '.join(best)}" if best else ""
     return (
       f"The paper's choice, {choice.label}, has the highest mean top-1 ({_percent(choice.mean)} %){shared}, as in "
       "the paper." + spread
     )
-  best = ties(top)
   return (
     f"The paper's choice, {choice.label}, ranks {rank} of {len(rows)} by mean top-1 ({_percent(choice.mean)} %); "
     f"{' and '.join(best)} {'is' if len(best) == 1 else 'are'} highest ({_percent(top)} %, "

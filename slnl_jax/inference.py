@@ -70,14 +70,18 @@ def crop_and_resize(skeleton: jax.Array, num_frames: jax.Array, *, out_frames: i
   return before + weight * (after - before)
 
 
-def center_clip(skeleton: jax.Array, channels: int) -> jax.Array:
-  """input_pipeline.center_clip in jax.numpy: the clip's mean position off the persons present."""
+def _clip_mean(skeleton: jax.Array, channels: int) -> tuple[jax.Array, jax.Array]:
+  """input_pipeline._clip_mean in jax.numpy: the weight of the persons present and their mean over `channels`."""
   present = jnp.any(skeleton != 0.0, axis=(0, 2, 3))
   weight = present.astype(jnp.float32).reshape(1, -1, 1, 1)
-  coordinates = skeleton[..., :channels]
   count = jnp.maximum(jnp.sum(weight) * (skeleton.shape[0] * skeleton.shape[2]), 1.0)
-  mean = jnp.sum(coordinates * weight, axis=(0, 1, 2)) / count
-  return jnp.concatenate([coordinates - weight * mean, skeleton[..., channels:]], axis=-1)
+  return weight, jnp.sum(skeleton[..., :channels] * weight, axis=(0, 1, 2)) / count
+
+
+def center_clip(skeleton: jax.Array, channels: int) -> jax.Array:
+  """input_pipeline.center_clip in jax.numpy: the clip's mean position off the persons present."""
+  weight, mean = _clip_mean(skeleton, channels)
+  return jnp.concatenate([skeleton[..., :channels] - weight * mean, skeleton[..., channels:]], axis=-1)
 
 
 def center_on_joint(skeleton: jax.Array, joint: int) -> jax.Array:
@@ -101,10 +105,7 @@ def minmax_normalize(skeleton: jax.Array) -> jax.Array:
 def rotate_clip(skeleton: jax.Array, angle: float) -> jax.Array:
   """input_pipeline.rotate_clip about y in jax.numpy: the persons present turned by `angle` radians about the
   vertical axis through the clip's mean position."""
-  present = jnp.any(skeleton != 0.0, axis=(0, 2, 3))
-  weight = present.astype(jnp.float32).reshape(1, -1, 1, 1)
-  count = jnp.maximum(jnp.sum(weight) * (skeleton.shape[0] * skeleton.shape[2]), 1.0)
-  mean = jnp.sum(skeleton[..., :3] * weight, axis=(0, 1, 2)) / count
+  weight, mean = _clip_mean(skeleton, 3)
   x, y, z = jnp.moveaxis(skeleton[..., :3] - weight * mean, -1, 0)
   cos, sin = jnp.cos(jnp.float32(angle)), jnp.sin(jnp.float32(angle))
   rotated = jnp.stack([cos * x + sin * z, y, cos * z - sin * x], axis=-1)
