@@ -93,7 +93,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
     isinstance(joint, int) and -1 <= joint < joints, "dataset.center_joint", joint, f"-1 or a joint in [0, {joints})"
   )
   data = config.dataset
+  align = data.align_joints
+  _require(
+    len(align) % 2 == 0 and all(isinstance(j, int) and 0 <= j < joints for j in align),
+    "dataset.align_joints",
+    align,
+    f"() or (left, right, ...) pairs of joints in [0, {joints})",
+  )
   xyz_only = {
+    "align_joints": bool(align),
     "center_joint": joint != -1,
     "minmax_normalize": data.minmax_normalize,
     "train_rotation_deg": data.train_rotation_deg != 0,

@@ -10,9 +10,9 @@ One compiled program takes raw frames to probabilities, so that `predict`, `stre
   skeleton (B, T, M_in, V, C) float32 raw frames, num_frames (B,) int32 valid frames of each clip
     -> persons cut or zero-padded to the model's M
     -> the evaluation pipeline's centred crop (ratio `eval_crop`) linearly resized to the model's T'
-       (input_pipeline.crop_and_resize with offset 0.5, here in jax.numpy) and the optional centring and min-max
-       normalisation; with `eval_clips` / `eval_turns` > 1, S such views: crops of several ratios, each at several
-       turns about the vertical axis (config_checks.eval_views)
+       (input_pipeline.crop_and_resize with offset 0.5, here in jax.numpy) and the optional turn to face +x
+       (`align_joints`), centring and min-max normalisation; with `eval_clips` / `eval_turns` > 1, S such views:
+       crops of several ratios, each at several turns about the vertical axis (config_checks.eval_views)
     -> SLnL-rFA -> softmax of the concatenated head (Eq. 17), averaged over the S views  ->  (B, K) probabilities.
 
 The exported program keeps B, T and M_in symbolic, so one file serves any batch, clip length and person count.
@@ -102,7 +102,7 @@ def minmax_normalize(skeleton: jax.Array) -> jax.Array:
   return jnp.concatenate([normalized * inside.astype(jnp.float32), skeleton[..., 3:]], axis=-1)
 
 
-def rotate_clip(skeleton: jax.Array, angle: float) -> jax.Array:
+def rotate_clip(skeleton: jax.Array, angle: float | jax.Array) -> jax.Array:
   """input_pipeline.rotate_clip about y in jax.numpy: the persons present turned by `angle` radians about the
   vertical axis through the clip's mean position."""
   weight, mean = _clip_mean(skeleton, 3)
@@ -110,6 +110,15 @@ def rotate_clip(skeleton: jax.Array, angle: float) -> jax.Array:
   cos, sin = jnp.cos(jnp.float32(angle)), jnp.sin(jnp.float32(angle))
   rotated = jnp.stack([cos * x + sin * z, y, cos * z - sin * x], axis=-1)
   return jnp.concatenate([rotated + weight * mean, skeleton[..., 3:]], axis=-1)
+
+
+def align_facing(skeleton: jax.Array, joints: tuple[int, ...]) -> jax.Array:
+  """input_pipeline.align_facing in jax.numpy: turned about y so that person 0's summed left -> right vectors
+  point along +x."""
+  pairs = np.reshape(np.asarray(joints, np.int32), (-1, 2))
+  first = skeleton[:, 0, :, :3]
+  side = jnp.sum(first[:, pairs[:, 1]] - first[:, pairs[:, 0]], axis=(0, 1))
+  return rotate_clip(skeleton, jnp.arctan2(side[2], side[0]))
 
 
 def preprocess(
@@ -124,6 +133,8 @@ def preprocess(
 
   def one(clip: jax.Array, n: jax.Array) -> jax.Array:
     clip = crop_and_resize(clip, n, out_frames=data.num_frames, ratio=ratio)
+    if data.get("align_joints", ()):
+      clip = align_facing(clip, tuple(data.align_joints))
     if turn_deg:
       clip = rotate_clip(clip, math.radians(turn_deg))
     # The order of input_pipeline._to_model_input; configs saved before the view keys existed lack them.

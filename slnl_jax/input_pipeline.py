@@ -3,8 +3,9 @@
 The paper (Sec. 4.1) trains on a contiguous random crop of each clip's valid frames, ratio ~ U[0.5, 1], resized
 ("bilinear" in time) to a fixed T, and evaluates on a centred crop of ratio 0.95. Optional, off by default
 (`config.dataset`): several evaluation crops and turns per clip (`eval_clips`, `eval_turns`), view
-normalisation of the cropped clip (centring, min-max to [-1, 1]) at training and evaluation, and a random view
-(turn, tilt, scale) of training clips, as the field's N-UCLA pipelines do.
+normalisation of the cropped clip (turned to face one way, centring, min-max to [-1, 1]) at training and
+evaluation, and a random view (turn, tilt, scale) of training clips, as the field's N-UCLA pipelines do. Order:
+crop, `align_facing`, the random or evaluation turn, then `_to_model_input`'s centring and min-max.
 
 Input datasets are the TFDS splits of `slnl_jax/data/builders.py` (or anything with the same element
 structure): dicts with `skeleton` (T, M, V, C) float32 of variable length T, `label` int and `num_frames` int;
@@ -144,6 +145,22 @@ def rotate_clip(skeleton: tf.Tensor, angle: tf.Tensor, axis: str = "y") -> tf.Te
   else:
     raise ValueError(f"axis must be 'y' or 'x', got {axis!r}")
   return tf.concat([rotated + weight * mean, skeleton[..., 3:]], axis=-1)
+
+
+def align_facing(skeleton: tf.Tensor, joints: tuple[int, ...]) -> tf.Tensor:
+  """Turns the clip about the vertical axis so that its first person's left -> right vectors point along +x.
+
+  `joints` = (l1, r1, l2, r2, ...): the vectors from joint l to joint r of person 0, summed over the pairs and the
+  frames, give the body's side-to-side direction d = (d_x, d_z) on the floor; the clip is turned by
+  atan2(d_z, d_x) about y through its mean (`rotate_clip`), which takes d onto +x. The same body motion then
+  reaches the model the same way whichever camera recorded it (2s-AGCN's NTU pre-normalisation turns the first
+  frame's shoulders onto x likewise; ours sums over the clip so one noisy frame does not set the view).
+  Our option, not the paper's, whose transform network is meant to learn the view. d = 0 leaves the clip as it is.
+  """
+  pairs = np.reshape(np.asarray(joints, np.int32), (-1, 2))
+  first = skeleton[:, 0, :, :3]  # (T, V, xyz)
+  side = tf.reduce_sum(tf.gather(first, pairs[:, 1], axis=1) - tf.gather(first, pairs[:, 0], axis=1), axis=(0, 1))
+  return rotate_clip(skeleton, tf.atan2(side[2], side[0]), "y")
 
 
 def scale_clip(skeleton: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
@@ -292,6 +309,8 @@ def train_dataset(
       ratio=data.train_crop_min + (1.0 - data.train_crop_min) * ratio,
       offset_fraction=offset,
     )
+    if data.align_joints:
+      skeleton = align_facing(skeleton, data.align_joints)
     skeleton = augment_view(skeleton, key, data)
     return _to_model_input(skeleton, example["label"], config)
 
@@ -333,6 +352,8 @@ def eval_dataset(
     skeleton = crop_and_resize(
       example["skeleton"], example["num_frames"], out_frames=data.num_frames, ratio=ratio, offset_fraction=0.5
     )
+    if data.align_joints:
+      skeleton = align_facing(skeleton, data.align_joints)
     if turn_deg:
       skeleton = rotate_clip(skeleton, tf.constant(math.radians(turn_deg)), "y")
     return _to_model_input(skeleton, example["label"], config)["skeleton"]

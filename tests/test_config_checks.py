@@ -62,6 +62,8 @@ def test_shipped_configs_are_valid(name, argument):
     ("dataset.train_scale_range", 1.0, "a number in [0, 1)"),
     ("dataset.center_joint", 25, "-1 or a joint in [0, 25)"),
     ("dataset.center_joint", -2, "-1 or a joint in [0, 25)"),
+    ("dataset.align_joints", (4, 8, 12), "() or (left, right, ...) pairs of joints in [0, 25)"),
+    ("dataset.align_joints", (4, 25), "() or (left, right, ...) pairs of joints in [0, 25)"),
     ("model.frequency_attention", "amplitud", "one of ('none', 'amplitude'"),
     ("model.channels", (), "a non-empty tuple"),
   ],
@@ -79,7 +81,13 @@ def test_bad_values_name_key_and_range(key, value, allowed):
 
 @pytest.mark.parametrize(
   ("key", "value"),
-  [("center_joint", 0), ("minmax_normalize", True), ("train_tilt_deg", 10.0), ("train_scale_range", 0.1)],
+  [
+    ("center_joint", 0),
+    ("minmax_normalize", True),
+    ("align_joints", (4, 8)),
+    ("train_tilt_deg", 10.0),
+    ("train_scale_range", 0.1),
+  ],
 )
 def test_view_settings_need_xyz(key, value):
   config = _load("default")

@@ -120,6 +120,8 @@ def real_clips(shared_data):
     ({"center_channels": 3, "center_joint": 1, "minmax_normalize": True}, 1e-5),
     # Two crops, each at three turns (-40, 0, 40 degrees) about the clip's mean: a rotation of ~3 m coordinates.
     ({"eval_clips": 2, "eval_turns": 3, "train_rotation_deg": 40.0}, 1e-5),
+    # Each clip first turned so that its shoulders' and hips' left -> right vectors point along +x.
+    ({"align_joints": (4, 8, 12, 16), "eval_turns": 3, "train_rotation_deg": 40.0}, 1e-5),
   ],
 )
 def test_preprocessing_equals_the_tf_eval_pipeline_on_real_clips(shared_data, view, atol):

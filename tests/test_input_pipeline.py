@@ -580,3 +580,62 @@ def test_train_tilt_turns_each_clip_about_x_and_keeps_its_crop_and_the_turn():
       scales.append(ratio)
   assert np.all(np.abs(np.degrees(angles)) <= 45.0 + 1e-3) and np.std(angles) > np.radians(5)
   assert np.all((np.array(scales) >= 0.5 - 1e-5) & (np.array(scales) <= 1.5 + 1e-5)) and np.std(scales) > 0.05
+
+
+def test_align_facing_hand_worked():
+  # Two frames, persons 0 and 1, four joints, pairs (0 -> 1) and (2 -> 3) of person 0: (0, 0, 1) and (0, 0, 2) in
+  # each frame, so the summed left -> right vector is (0, 0, 6): a quarter turn about y takes it onto +x.
+  skeleton = np.zeros((2, 2, 4, 3), np.float32)
+  for t in range(2):
+    skeleton[t, 0] = [[t, 1.0, 0.0], [t, 1.0, 1.0], [1.0, 2.0, t], [1.0, 2.0, t + 2.0]]
+    skeleton[t, 1] = [[3.0, 0.0, 0.0], [4.0, 0.0, 0.0], [3.0, 1.0, 0.0], [5.0, 1.0, 0.0]]  # person 1: ignored
+  aligned = input_pipeline.align_facing(tf.constant(skeleton), (0, 1, 2, 3)).numpy()
+  # About the clip's mean, x' = z - (mean z) + (mean x), z' = -(x - mean x) + mean z (rotate_clip at 90 degrees).
+  mean = skeleton.reshape(-1, 3).mean(axis=0)
+  expected = skeleton.copy()
+  expected[..., 0] = skeleton[..., 2] - mean[2] + mean[0]
+  expected[..., 2] = -(skeleton[..., 0] - mean[0]) + mean[2]
+  np.testing.assert_allclose(aligned, expected, atol=1e-5)
+  side = aligned[:, 0, [1, 3]] - aligned[:, 0, [0, 2]]
+  np.testing.assert_allclose(side[..., 2], 0.0, atol=1e-5)
+  assert np.all(side[..., 0] > 0)  # now along +x
+  facing_x = aligned.copy()
+  np.testing.assert_allclose(input_pipeline.align_facing(tf.constant(facing_x), (0, 1, 2, 3)).numpy(), facing_x)
+  # Facing -x: half a turn.
+  backwards = input_pipeline.rotate_clip(tf.constant(aligned), tf.constant(math.pi)).numpy()
+  np.testing.assert_allclose(
+    input_pipeline.align_facing(tf.constant(backwards), (0, 1, 2, 3)).numpy(), aligned, atol=1e-5
+  )
+  # No side-to-side extent: nothing to align to, the clip is returned as it was.
+  flat = np.zeros((2, 1, 4, 3), np.float32)
+  flat[..., 1] = np.arange(4)
+  np.testing.assert_array_equal(input_pipeline.align_facing(tf.constant(flat), (0, 1, 2, 3)).numpy(), flat)
+
+
+def _side(clip: np.ndarray) -> np.ndarray:
+  """Person 0's summed joint 0 -> joint 1 vector of a (M, T, V, 3) clip of `_xyz_dataset` (two joints)."""
+  return (clip[0, :, 1] - clip[0, :, 0]).sum(axis=0)
+
+
+def test_align_joints_turns_training_clips_before_their_random_turn_and_eval_clips_before_theirs():
+  # _xyz_dataset's joint 0 -> 1 vector is (1, 0, 2) in every frame: 63.4 degrees off +x.
+  for batch in _train(_xyz_dataset(8), num_channels=3, align_joints=(0, 1)):
+    for clip in batch["skeleton"]:
+      side = _side(clip)
+      np.testing.assert_allclose(side[[1, 2]], 0.0, atol=1e-4)
+      np.testing.assert_allclose(side[0], np.sqrt(5.0) * T_OUT, rtol=1e-5)
+  angles = []
+  for batch in _train(_xyz_dataset(8), num_channels=3, align_joints=(0, 1), train_rotation_deg=30.0):
+    for clip in batch["skeleton"]:
+      side = _side(clip)
+      angles.append(np.degrees(np.arctan2(side[2], side[0])))
+  # The random turn of a clip by a about y takes +x to (cos a, -sin a) in (x, z): within 30 degrees of +x.
+  assert np.all(np.abs(angles) <= 30.0 + 1e-3) and np.std(angles) > 5.0
+  batches = _eval_with_crops(
+    _xyz_dataset(6), batch=2, num_channels=3, align_joints=(0, 1), eval_turns=3, train_rotation_deg=30.0
+  )
+  for batch in batches:
+    for clip in batch["skeleton"]:  # (3 turns, M, T, V, 3): -30, 0, 30 degrees from the aligned clip
+      for turned, degrees in zip(clip, (-30.0, 0.0, 30.0), strict=True):
+        side = _side(turned)
+        np.testing.assert_allclose(np.degrees(np.arctan2(-side[2], side[0])), degrees, atol=1e-3)
