@@ -207,8 +207,9 @@ NOT_COMPARED = frozenset(
 # they differ from those its result.json was scored with, the final checkpoint is evaluated again (no training).
 EVAL_SETTINGS = ("dataset.eval_crop", "dataset.eval_clips", "dataset.eval_turns")
 _NOT_KEYED = NOT_COMPARED | frozenset(EVAL_SETTINGS)  # neither in a run's key nor compared with its config.json
-# The value a setting had before the code gained it, for runs whose config.json predates it.
-_BEFORE_THE_KEY = {"dataset.eval_clips": 1, "dataset.eval_turns": 1}
+# The value a setting had before the code gained it (as config.json stores it), for runs whose config.json
+# predates it: a run trained before `align_joints` existed did not align its clips.
+_BEFORE_THE_KEY = {"dataset.eval_clips": 1, "dataset.eval_turns": 1, "dataset.align_joints": []}
 
 
 def _pick_eval_settings(flat: Mapping[str, object]) -> dict[str, object]:
@@ -242,7 +243,7 @@ def check_same_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) 
   --workdir with another base (epochs, lr decay, T, ...) would otherwise reuse or resume runs of the old one.
   Compared: every setting present both in `config` and in the run's `config.json` (written by
   `train.train_and_evaluate`) except `NOT_COMPARED`; a setting the code gained after the run was trained is
-  not compared.
+  compared with the value it had before (`_BEFORE_THE_KEY`) where that is known, else not compared.
 
   Raises:
     ValueError: naming each setting that differs, with both values.
@@ -251,9 +252,10 @@ def check_same_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) 
   if stored is None:
     return
   wanted = _flat(config)
-  differ = sorted(k for k in stored.keys() & wanted.keys() - _NOT_KEYED if stored[k] != wanted[k])
+  had = {k: stored.get(k, _BEFORE_THE_KEY.get(k)) for k in wanted.keys() - _NOT_KEYED}
+  differ = sorted(k for k in had if (k in stored or k in _BEFORE_THE_KEY) and had[k] != wanted[k])
   if differ:
-    changes = "; ".join(f"{k} = {stored[k]!r} there, {wanted[k]!r} now" for k in differ)
+    changes = "; ".join(f"{k} = {had[k]!r} there, {wanted[k]!r} now" for k in differ)
     raise ValueError(f"{workdir} was trained with another config ({changes}): give this study its own --workdir")
 
 

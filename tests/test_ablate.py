@@ -212,6 +212,12 @@ def test_a_run_of_another_config_is_never_reused(tmp_path):
   (run / "config.json").write_text(json.dumps(stored))
   assert ablation.run_once(baseline1, run, _never_train, _never_evaluate) == {"top1": 0.5, "wall_s": 1.0}
 
+  # A run trained before `align_joints` existed did not align its clips: not a run of an aligned config.
+  aligned = baseline1.copy_and_resolve_references()
+  aligned.dataset.align_joints = (4, 8)
+  with pytest.raises(ValueError, match=r"another config \(dataset.align_joints = \[\] there, \[4, 8\] now\)"):
+    ablation.run_once(aligned, run, _never_train, _never_evaluate)
+
 
 def _never_evaluate(config, workdir):
   raise AssertionError(f"a run scored with these settings was evaluated again: {workdir}")
