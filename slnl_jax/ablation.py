@@ -148,6 +148,10 @@ def _flat(config: ml_collections.ConfigDict) -> dict[str, object]:
   return traverse_util.flatten_dict(json.loads(config.to_json_best_effort()), sep=".")
 
 
+class StudyError(Exception):
+  """A run the study cannot use as it stands; the message names its directory and what to do."""
+
+
 def config_diff(config: ml_collections.ConfigDict, base: ml_collections.ConfigDict) -> dict[str, object]:
   """Every setting of `config` that differs from `base`, except the seed and `NOT_COMPARED` (flat keys)."""
   wanted, reference = _flat(config), _flat(base)
@@ -246,7 +250,7 @@ def check_same_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) 
   compared with the value it had before (`_BEFORE_THE_KEY`) where that is known, else not compared.
 
   Raises:
-    ValueError: naming each setting that differs, with both values.
+    StudyError: naming each setting that differs, with both values.
   """
   stored = _stored_config(workdir)
   if stored is None:
@@ -256,7 +260,7 @@ def check_same_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) 
   differ = sorted(k for k in had if (k in stored or k in _BEFORE_THE_KEY) and had[k] != wanted[k])
   if differ:
     changes = "; ".join(f"{k} = {had[k]!r} there, {wanted[k]!r} now" for k in differ)
-    raise ValueError(f"{workdir} was trained with another config ({changes}): give this study its own --workdir")
+    raise StudyError(f"{workdir} was trained with another config ({changes}): give this study its own --workdir")
 
 
 def run_once(
@@ -271,8 +275,7 @@ def run_once(
   (`evaluate_fn`) and its result rewritten.
 
   Raises:
-    RuntimeError: the run stopped before its final step.
-    ValueError: `workdir` holds a run of another config.
+    StudyError: the run stopped before its final step, or `workdir` holds a run of another config.
   """
   check_same_config(config, workdir)
   result_path = workdir / RESULT_FILE
@@ -282,18 +285,25 @@ def run_once(
     if _scored_with(result, workdir) != scoring:
       evaluate_fn(config, workdir)
       result = {**result, **_final_eval(workdir, "checkpoint_eval", result["step"]), "eval": scoring}
-      result_path.write_text(json.dumps(result, indent=2) + "\n")
+      _write_atomic(result_path, json.dumps(result, indent=2) + "\n")
     return result
   workdir.mkdir(parents=True, exist_ok=True)
   spent_path = workdir / "wall_s.txt"  # survives an interrupted run so that resumptions add up
   start = time.perf_counter()
   train_fn(config, workdir)
   wall_s = time.perf_counter() - start + (float(spent_path.read_text()) if spent_path.exists() else 0.0)
-  spent_path.write_text(f"{wall_s}\n")
+  _write_atomic(spent_path, f"{wall_s}\n")
   last = _final_eval(workdir, "eval", _total_steps(config, workdir))
   result = {**last, "seed": config.seed, "wall_s": wall_s, "eval": scoring}
-  result_path.write_text(json.dumps(result, indent=2) + "\n")
+  _write_atomic(result_path, json.dumps(result, indent=2) + "\n")
   return result
+
+
+def _write_atomic(path: pathlib.Path, text: str) -> None:
+  """A crash (or a SIGTERM) while writing leaves the old file or the new one, never half of one."""
+  partial = path.with_name(path.name + ".tmp")
+  partial.write_text(text)
+  partial.replace(path)
 
 
 def _final_eval(workdir: pathlib.Path, split: str, total: int) -> dict[str, float]:
@@ -302,7 +312,7 @@ def _final_eval(workdir: pathlib.Path, split: str, total: int) -> dict[str, floa
   last = _last_eval(workdir / "metrics.jsonl", split)
   if last is None or last["step"] != total:
     where = "before its first evaluation" if last is None else f"at step {last['step']}"
-    raise RuntimeError(
+    raise StudyError(
       f"{workdir}: training stopped {where}, before its final step {total} (preempted?); run the same command "
       "again to resume it"
     )

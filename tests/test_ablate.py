@@ -199,7 +199,7 @@ def test_a_run_of_another_config_is_never_reused(tmp_path):
   stored["train"]["num_epochs"] = 15  # the same variant trained with another budget
   (run / "config.json").write_text(json.dumps(stored))
   with pytest.raises(
-    ValueError, match=r"seed_0 was trained with another config \(train.num_epochs = 15 there, 60 now\)"
+    ablation.StudyError, match=r"seed_0 was trained with another config \(train.num_epochs = 15 there, 60 now\)"
   ):
     ablation.run_study(base, ["endpoints"], [0], tmp_path, ablations.apply, _never_train)
 
@@ -215,7 +215,7 @@ def test_a_run_of_another_config_is_never_reused(tmp_path):
   # A run trained before `align_joints` existed did not align its clips: not a run of an aligned config.
   aligned = baseline1.copy_and_resolve_references()
   aligned.dataset.align_joints = (4, 8)
-  with pytest.raises(ValueError, match=r"another config \(dataset.align_joints = \[\] there, \[4, 8\] now\)"):
+  with pytest.raises(ablation.StudyError, match=r"another config \(dataset.align_joints = \[\] there, \[4, 8\] now\)"):
     ablation.run_once(aligned, run, _never_train, _never_evaluate)
 
 
@@ -313,7 +313,7 @@ def test_tiny_real_study_end_to_end(tmp_path, shared_data, monkeypatch):
     # Training's own evaluations (the learning curve) are as they were.
     assert [r for r in records if r["split"] == "eval"][-1]["concat_top1"] == before.top1_by_seed[0]
     assert json.loads((root / "runs" / key / "seed_0" / "result.json").read_text())["eval"]["dataset.eval_clips"] == 2
-  with pytest.raises(RuntimeError, match="stopped before its first evaluation, before its final step 2"):
+  with pytest.raises(ablation.StudyError, match="stopped before its first evaluation, before its final step 2"):
     ablation.run_study(config, ["endpoints"], [5], root, ablations.apply, lambda config, workdir: None)
   assert not (root / "runs" / keys[0] / "seed_5" / "result.json").exists()
 
@@ -442,3 +442,32 @@ def test_results_page_cli(tmp_path):
   assert wrong.returncode != 0 and "no --section is titled 'Study=B'" in wrong.stderr
   missing = subprocess.run([*command, f"--section=B={tmp_path}"], capture_output=True, text=True, check=False)
   assert missing.returncode != 0 and f"{tmp_path / 'results.json'} does not exist" in missing.stderr
+
+
+def _ablate(*args: str) -> subprocess.CompletedProcess:
+  command = [sys.executable, "tools/ablate.py", "--config=configs/msr_action3d_cpu.py", "--study=endpoints", *args]
+  return subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
+
+
+def test_the_tool_says_what_is_wrong_in_one_error_line(tmp_path):
+  bad = _ablate(f"--workdir={tmp_path}", "--seeds=1", "--config.train.batch_size=0")
+  assert bad.returncode == 1
+  assert bad.stderr.strip().splitlines()[-1] == (
+    "error: config.train.batch_size=0: must be an integer >= 1 (set it with --config.train.batch_size=...)"
+  )
+  # Both runs of the study hold a config.json of another budget: the first one the study reaches is named.
+  from configs import msr_action3d_cpu
+
+  base = msr_action3d_cpu.get_config()
+  for row in (ablation.BASELINE1, ablation.FULL):
+    variant = ablation.variant_config(base, row, 0, ablations.apply)
+    run = ablation.run_dir(tmp_path, variant, base)
+    run.mkdir(parents=True)
+    stored = json.loads(variant.to_json())
+    stored["train"]["num_epochs"] = 7
+    (run / "config.json").write_text(json.dumps(stored))
+  stale = _ablate(f"--workdir={tmp_path}", "--seeds=1")
+  assert stale.returncode == 1
+  last = stale.stderr.strip().splitlines()[-1]
+  assert last.startswith(f"error: {tmp_path / 'runs'}/") and "was trained with another config" in last, stale.stderr
+  assert f"train.num_epochs = 7 there, {base.train.num_epochs} now" in last
