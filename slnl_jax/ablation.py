@@ -40,7 +40,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from slnl_jax import file_lock, steps, train, visualize
+from slnl_jax import config_checks, file_lock, steps, train, visualize
 
 RESULT_FILE = "result.json"
 ApplyPreset = Callable[[ml_collections.ConfigDict, str], ml_collections.ConfigDict]
@@ -211,9 +211,9 @@ NOT_COMPARED = frozenset(
 # they differ from those its result.json was scored with, the final checkpoint is evaluated again (no training).
 EVAL_SETTINGS = ("dataset.eval_crop", "dataset.eval_clips", "dataset.eval_turns")
 _NOT_KEYED = NOT_COMPARED | frozenset(EVAL_SETTINGS)  # neither in a run's key nor compared with its config.json
-# The value a setting had before the code gained it (as config.json stores it), for runs whose config.json
-# predates it: a run trained before `align_joints` existed did not align its clips.
-_BEFORE_THE_KEY = {"dataset.eval_clips": 1, "dataset.eval_turns": 1, "dataset.align_joints": []}
+# config_checks.BEFORE_THE_KEY as config.json stores it (tuples as lists), for runs whose config.json predates a
+# setting: e.g. a run trained before `align_joints` existed did not align its clips.
+_BEFORE_THE_KEY = json.loads(json.dumps(config_checks.BEFORE_THE_KEY))
 
 
 def _pick_eval_settings(flat: Mapping[str, object]) -> dict[str, object]:

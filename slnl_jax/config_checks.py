@@ -51,6 +51,22 @@ def num_pools(model: ml_collections.ConfigDict) -> int:
   return sum((i + 1) % model.pool_every == 0 and i + 1 < blocks for i in range(blocks))
 
 
+# The value each setting had before the code gained it: a config saved earlier (a workdir's config.json, which
+# Predictor and tools/ablate.py read) lacks the key and computed as this value says.
+BEFORE_THE_KEY = {
+  "dataset.eval_clips": 1,
+  "dataset.eval_turns": 1,
+  "dataset.center_joint": -1,
+  "dataset.minmax_normalize": False,
+  "dataset.align_joints": (),
+}
+
+
+def dataset_setting(data: ml_collections.ConfigDict, name: str) -> Any:
+  """`data[name]` of a (possibly saved) `config.dataset`, or its value from before the key existed."""
+  return data.get(name, BEFORE_THE_KEY[f"dataset.{name}"])
+
+
 def eval_views(data: ml_collections.ConfigDict) -> tuple[tuple[float, float], ...]:
   """(crop ratio, turn about the vertical axis in degrees) of each of a clip's evaluation views (`config.dataset`).
 
@@ -63,7 +79,7 @@ def eval_views(data: ml_collections.ConfigDict) -> tuple[tuple[float, float], ..
   def spaced(low: float, high: float, count: int) -> list[float]:
     return [low + (high - low) * i / (count - 1) for i in range(count)]
 
-  clips, turns = data.get("eval_clips", 1), data.get("eval_turns", 1)  # configs saved before the keys lack them
+  clips, turns = dataset_setting(data, "eval_clips"), dataset_setting(data, "eval_turns")
   ratios = [float(data.eval_crop)] if clips == 1 else spaced(float(data.train_crop_min), 1.0, clips)
   angles = [0.0] if turns == 1 else spaced(-float(data.train_rotation_deg), float(data.train_rotation_deg), turns)
   return tuple((ratio, angle) for ratio in ratios for angle in angles)

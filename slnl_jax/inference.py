@@ -131,18 +131,22 @@ def preprocess(
   # Cut or zero-pad to M persons in one op that also holds for a symbolic M_in.
   skeleton = jnp.concatenate([skeleton.astype(jnp.float32), padding], axis=2)[:, :, : data.num_persons]
 
+  align, joint, minmax = (
+    config_checks.dataset_setting(data, k) for k in ("align_joints", "center_joint", "minmax_normalize")
+  )
+
   def one(clip: jax.Array, n: jax.Array) -> jax.Array:
     clip = crop_and_resize(clip, n, out_frames=data.num_frames, ratio=ratio)
-    if data.get("align_joints", ()):
-      clip = align_facing(clip, tuple(data.align_joints))
+    if align:
+      clip = align_facing(clip, tuple(align))
     if turn_deg:
       clip = rotate_clip(clip, math.radians(turn_deg))
-    # The order of input_pipeline._to_model_input; configs saved before the view keys existed lack them.
+    # The order of input_pipeline._to_model_input.
     if data.center_channels:
       clip = center_clip(clip, data.center_channels)
-    if data.get("center_joint", -1) >= 0:
-      clip = center_on_joint(clip, data.center_joint)
-    if data.get("minmax_normalize", False):
+    if joint >= 0:
+      clip = center_on_joint(clip, joint)
+    if minmax:
       clip = minmax_normalize(clip)
     return clip.transpose(1, 0, 2, 3)
 
