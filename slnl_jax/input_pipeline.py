@@ -347,6 +347,7 @@ def eval_dataset(
   if total == 0:
     raise ValueError("the evaluation dataset is empty")
   data = config.dataset
+  views = config_checks.eval_views(data)  # Python values, outside the traced functions
 
   def view(example: Features, ratio: float, turn_deg: float) -> tf.Tensor:
     skeleton = crop_and_resize(
@@ -359,7 +360,7 @@ def eval_dataset(
     return _to_model_input(skeleton, example["label"], config)["skeleton"]
 
   def preprocess(example: Features) -> Features:
-    skeleton = tf.stack([view(example, ratio, turn) for ratio, turn in config_checks.eval_views(data)])
+    skeleton = tf.stack([view(example, ratio, turn) for ratio, turn in views])
     return {"skeleton": skeleton, "label": tf.cast(example["label"], tf.int32), "mask": tf.constant(True)}
 
   shard = ds.shard(process_count, process_index).map(
