@@ -310,6 +310,11 @@ def _final_eval(workdir: pathlib.Path, split: str, total: int) -> dict[str, floa
   """{top1, top5, step} of the run's last logged evaluation of `split` ("eval": training's own;
   "checkpoint_eval": a rescoring), which must be at the run's final step `total`."""
   last = _last_eval(workdir / "metrics.jsonl", split)
+  if (last is None or last["step"] != total) and split == "checkpoint_eval":
+    raise StudyError(
+      f"{workdir}: its latest checkpoint is not the final step {total} (removed?), so the finished run cannot be "
+      "scored with these evaluation settings; train it again in a new --workdir"
+    )
   if last is None or last["step"] != total:
     where = "before its first evaluation" if last is None else f"at step {last['step']}"
     raise StudyError(

@@ -256,6 +256,21 @@ def test_other_evaluation_settings_evaluate_the_finished_runs_again_without_trai
   assert [clips for _, clips in evaluated] == [1, 1]
 
 
+def test_a_rescoring_of_an_earlier_checkpoint_is_refused(tmp_path, monkeypatch):
+  monkeypatch.setattr(ablation, "_total_steps", lambda config, workdir: 1)
+  base = msr_action3d.get_config()
+  ablation.run_study(base, ["endpoints"], [0], tmp_path, ablations.apply, _fake_train([]))
+
+  def evaluate_earlier(config, workdir):  # the final checkpoint (step 1) is gone: "latest" is an earlier one
+    with (workdir / "metrics.jsonl").open("a") as f:
+      f.write(json.dumps({"step": 0, "split": "checkpoint_eval", "top1": 0.9, "top5": 1.0}) + "\n")
+
+  crops = base.copy_and_resolve_references()
+  crops.dataset.eval_clips = 5
+  with pytest.raises(ablation.StudyError, match="its latest checkpoint is not the final step 1"):
+    ablation.run_study(crops, ["endpoints"], [0], tmp_path, ablations.apply, _never_train, evaluate_earlier)
+
+
 def test_unknown_study_is_named(tmp_path):
   with pytest.raises(ValueError, match="unknown study 'lossy'"):
     ablation.run_study(msr_action3d.get_config(), ["lossy"], [0], tmp_path, ablations.apply, _never_train)
