@@ -40,7 +40,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from slnl_jax import config_checks, file_lock, steps, train, visualize
+from slnl_jax import config_checks, evaluation, file_lock, steps, train, visualize
 
 RESULT_FILE = "result.json"
 ApplyPreset = Callable[[ml_collections.ConfigDict, str], ml_collections.ConfigDict]
@@ -217,7 +217,7 @@ _BEFORE_THE_KEY = json.loads(json.dumps(config_checks.BEFORE_THE_KEY))
 
 
 def _pick_eval_settings(flat: Mapping[str, object]) -> dict[str, object]:
-  return {key: flat.get(key, _BEFORE_THE_KEY.get(key)) for key in EVAL_SETTINGS}
+  return {key: flat.get(key) for key in EVAL_SETTINGS}
 
 
 def eval_settings(config: ml_collections.ConfigDict) -> dict[str, object]:
@@ -226,9 +226,12 @@ def eval_settings(config: ml_collections.ConfigDict) -> dict[str, object]:
 
 
 def _stored_config(workdir: pathlib.Path) -> dict[str, object] | None:
-  """The run's config.json (written by `train.train_and_evaluate`) as flat keys; None if there is none."""
+  """The run's config.json (written by `train.train_and_evaluate`) as flat keys, a setting it predates at the value
+  it had before (`_BEFORE_THE_KEY`); None if there is none."""
   path = workdir / "config.json"
-  return traverse_util.flatten_dict(json.loads(path.read_text()), sep=".") if path.exists() else None
+  if not path.exists():
+    return None
+  return {**_BEFORE_THE_KEY, **traverse_util.flatten_dict(json.loads(path.read_text()), sep=".")}
 
 
 def _scored_with(result: Mapping, workdir: pathlib.Path) -> dict[str, object] | None:
@@ -256,10 +259,9 @@ def check_same_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) 
   if stored is None:
     return
   wanted = _flat(config)
-  had = {k: stored.get(k, _BEFORE_THE_KEY.get(k)) for k in wanted.keys() - _NOT_KEYED}
-  differ = sorted(k for k in had if (k in stored or k in _BEFORE_THE_KEY) and had[k] != wanted[k])
+  differ = sorted(k for k in stored.keys() & wanted.keys() - _NOT_KEYED if stored[k] != wanted[k])
   if differ:
-    changes = "; ".join(f"{k} = {had[k]!r} there, {wanted[k]!r} now" for k in differ)
+    changes = "; ".join(f"{k} = {stored[k]!r} there, {wanted[k]!r} now" for k in differ)
     raise StudyError(f"{workdir} was trained with another config ({changes}): give this study its own --workdir")
 
 
@@ -285,43 +287,36 @@ def run_once(
     if _scored_with(result, workdir) != scoring:
       evaluate_fn(config, workdir)
       result = {**result, **_final_eval(workdir, "checkpoint_eval", result["step"]), "eval": scoring}
-      _write_atomic(result_path, json.dumps(result, indent=2) + "\n")
+      evaluation.write_atomic(result_path, json.dumps(result, indent=2) + "\n")
     return result
   workdir.mkdir(parents=True, exist_ok=True)
   spent_path = workdir / "wall_s.txt"  # survives an interrupted run so that resumptions add up
   start = time.perf_counter()
   train_fn(config, workdir)
   wall_s = time.perf_counter() - start + (float(spent_path.read_text()) if spent_path.exists() else 0.0)
-  _write_atomic(spent_path, f"{wall_s}\n")
+  evaluation.write_atomic(spent_path, f"{wall_s}\n")
   last = _final_eval(workdir, "eval", _total_steps(config, workdir))
   result = {**last, "seed": config.seed, "wall_s": wall_s, "eval": scoring}
-  _write_atomic(result_path, json.dumps(result, indent=2) + "\n")
+  evaluation.write_atomic(result_path, json.dumps(result, indent=2) + "\n")
   return result
-
-
-def _write_atomic(path: pathlib.Path, text: str) -> None:
-  """A crash (or a SIGTERM) while writing leaves the old file or the new one, never half of one."""
-  partial = path.with_name(path.name + ".tmp")
-  partial.write_text(text)
-  partial.replace(path)
 
 
 def _final_eval(workdir: pathlib.Path, split: str, total: int) -> dict[str, float]:
   """{top1, top5, step} of the run's last logged evaluation of `split` ("eval": training's own;
   "checkpoint_eval": a rescoring), which must be at the run's final step `total`."""
   last = _last_eval(workdir / "metrics.jsonl", split)
-  if (last is None or last["step"] != total) and split == "checkpoint_eval":
+  if last is not None and last["step"] == total:
+    return {"top1": last["top1"], "top5": last["top5"], "step": total}
+  if split == "checkpoint_eval":
     raise StudyError(
       f"{workdir}: its latest checkpoint is not the final step {total} (removed?), so the finished run cannot be "
       "scored with these evaluation settings; train it again in a new --workdir"
     )
-  if last is None or last["step"] != total:
-    where = "before its first evaluation" if last is None else f"at step {last['step']}"
-    raise StudyError(
-      f"{workdir}: training stopped {where}, before its final step {total} (preempted?); run the same command "
-      "again to resume it"
-    )
-  return {"top1": last["top1"], "top5": last["top5"], "step": total}
+  where = "before its first evaluation" if last is None else f"at step {last['step']}"
+  raise StudyError(
+    f"{workdir}: training stopped {where}, before its final step {total} (preempted?); run the same command "
+    "again to resume it"
+  )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -63,6 +63,14 @@ def save_eval_artifacts(result: EvalResult, class_names: list[str], out_dir: pat
   visualize.plot_confusion_matrix(result.confusion, class_names, out_dir / "confusion_matrix.png")
 
 
+def write_atomic(path: pathlib.Path, text: str) -> None:
+  """Writes `text` to `path` through a temporary file and a rename: a crash (or a SIGTERM) while writing leaves
+  the old file or the new one, never half of one."""
+  partial = path.with_name(path.name + ".tmp")
+  partial.write_text(text)
+  partial.replace(path)
+
+
 class MetricsLog:
   """TensorBoard scalars (clu) and `workdir/metrics.jsonl`; only process 0 writes.
 
@@ -98,9 +106,7 @@ class MetricsLog:
     lines = self._path.read_text().splitlines(keepends=True)
     kept = [line for line in lines if json.loads(line)["step"] <= step]
     if len(kept) < len(lines):
-      partial = self._path.with_suffix(".jsonl.tmp")
-      partial.write_text("".join(kept))
-      partial.replace(self._path)  # atomic: a crash leaves the old or the new file, never half of one
+      write_atomic(self._path, "".join(kept))
 
   def close(self) -> None:
     if self._primary:

@@ -120,9 +120,8 @@ def main(argv: Sequence[str]) -> None:
   )
   if needs_config:  # predict and export import neither TensorFlow nor the trainer
     from slnl_jax import train
-    from slnl_jax.data.builders import StaleBuildError
 
-    errors += (train.NonFiniteLossError, StaleBuildError)
+    errors = train.USER_ERRORS
   if _MODE.value == "predict" and not _INPUT.value:
     raise app.UsageError("--mode=predict needs --input=FILE")
   if _MODE.value == "export" and not _OUT.value:

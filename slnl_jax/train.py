@@ -25,8 +25,9 @@ import tensorflow as tf
 from absl import logging
 from tqdm import tqdm
 
-from slnl_jax import checkpointing, evaluation, input_pipeline, losses, models, sharding, steps
+from slnl_jax import checkpointing, config_checks, evaluation, input_pipeline, losses, models, sharding, steps
 from slnl_jax.data import builders
+from slnl_jax.data.errors import SkeletonFormatError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +86,18 @@ def _check_finite(metrics: Mapping[str, Any], step: int, checkpoints: checkpoint
       f"saving this step; {where or 'no checkpoint was saved yet'}. Lower config.train.learning_rate, or use "
       "config.dtype='float32'."
     )
+
+
+# Errors whose message says all (the file, key, step or head): the command-line tools that train or evaluate
+# print them as one `error:` line instead of a traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (
+  checkpointing.CheckpointError,
+  checkpointing.NonFiniteStateError,
+  SkeletonFormatError,
+  config_checks.ConfigError,
+  NonFiniteLossError,
+  builders.StaleBuildError,
+)
 
 
 class _TrainMetrics:

@@ -33,8 +33,6 @@ from ml_collections import config_flags
 
 from configs import ablations
 from slnl_jax import ablation, checkpointing, config_checks, sharding, train
-from slnl_jax.data.builders import StaleBuildError
-from slnl_jax.data.errors import SkeletonFormatError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The full model's config, e.g. configs/msr_action3d_cpu.py.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for every run and the report.")
@@ -65,20 +63,10 @@ def main(argv: Sequence[str]) -> None:
   root = pathlib.Path(_WORKDIR.value)
   studies = ablation.ALL if "all" in _STUDY.value else tuple(_STUDY.value)
   seeds = [config.seed + i for i in range(_SEEDS.value)]
-  # Errors whose message says all (the run directory or file, the key): one line, not a traceback.
-  errors = (
-    ablation.StudyError,
-    config_checks.ConfigError,
-    checkpointing.CheckpointError,
-    checkpointing.NonFiniteStateError,
-    train.NonFiniteLossError,
-    StaleBuildError,
-    SkeletonFormatError,
-  )
   try:
     config_checks.validate(config)
     tables = ablation.run_study(config, studies, seeds, root, ablations.apply)
-  except errors as e:
+  except (ablation.StudyError, *train.USER_ERRORS) as e:  # one error: line, not a traceback
     sys.exit(f"error: {e}")
   command = shlex.join(["python", "tools/ablate.py", *sys.argv[1:]])
   # One report folder per (study, seeds) request: a later request over the same runs adds a report beside it.
