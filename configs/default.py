@@ -80,6 +80,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.learning_rate = 1e-3
   config.train.weight_decay = 5e-4
   config.train.lr_decay = 0.98  # per epoch
+  # > 0: evaluate, checkpoint-select and export moving averages of the weights (steps.ema_update); 0: the weights.
+  config.train.ema_decay = 0.0
   config.train.log_every_steps = 50
   config.train.checkpoint_every_steps = 1000
   config.train.keep_checkpoints = 3  # the latest k are kept ...

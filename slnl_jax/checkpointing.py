@@ -215,20 +215,24 @@ class Checkpointer:
       raise unreadable[0][1]
     return target, None
 
-  def restore_variables(self, step: int, abstract: Mapping[str, Any]) -> dict[str, Any]:
+  def restore_variables(self, step: int, abstract: Mapping[str, Any], *, averaged: bool = False) -> dict[str, Any]:
     """Only the model variables of checkpoint `step` ({"params", "batch_stats"}, not the optimiser's moments).
 
     Args:
       abstract: {"params": ..., "batch_stats": ...} trees of arrays or `jax.ShapeDtypeStruct`s (e.g. from
         `jax.eval_shape(model.init, ...)`); they are restored onto the first local device.
+      averaged: restore the moving averages of a run with `config.train.ema_decay` > 0 (`TrainState.ema`).
     """
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     target = {
       name: jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract[name])
       for name in ("params", "batch_stats")
     }
+    if averaged:
+      target = {"ema": target}
     restore_args = ocp.checkpoint_utils.construct_restore_args(target)
-    return self._restore(step, ocp.args.PyTreeRestore(target, restore_args=restore_args, partial_restore=True))
+    restored = self._restore(step, ocp.args.PyTreeRestore(target, restore_args=restore_args, partial_restore=True))
+    return restored["ema"] if averaged else restored
 
   def model_info(self, step: int) -> dict[str, Any] | None:
     """The JSON item saved with checkpoint `step` (see `__init__`), or None for a checkpoint saved without it."""

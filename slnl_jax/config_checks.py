@@ -59,6 +59,7 @@ BEFORE_THE_KEY = {
   "dataset.center_joint": -1,
   "dataset.minmax_normalize": False,
   "dataset.align_joints": (),
+  "train.ema_decay": 0.0,
 }
 
 
@@ -181,6 +182,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _real(config, "train.learning_rate", 0, math.inf, low_open=True, high_open=True)
   _real(config, "train.weight_decay", 0, math.inf, low_open=False, high_open=True)
   _real(config, "train.lr_decay", 0, 1, low_open=True, high_open=False)
+  _real(config, "train.ema_decay", 0, 1, low_open=False, high_open=True)
   try:
     sharding.check_batch_size(config.train.batch_size)
     sharding.check_batch_size(config.train.eval_batch_size, "config.train.eval_batch_size")

@@ -212,7 +212,8 @@ class Predictor:
       config = ml_collections.ConfigDict(info["config"])
       init = functools.partial(models.create_model(config).init, train=False)
       abstract = jax.eval_shape(init, jax.random.PRNGKey(0), jnp.zeros(steps.input_shape(config)))
-      variables = checkpoints.restore_variables(step, {"batch_stats": {}, **abstract})
+      averaged = config.train.get("ema_decay", config_checks.BEFORE_THE_KEY["train.ema_decay"]) > 0
+      variables = checkpoints.restore_variables(step, {"batch_stats": {}, **abstract}, averaged=averaged)
     finally:
       checkpoints.close()
     return cls(config, variables, info["class_names"], step)

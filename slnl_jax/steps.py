@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
+from flax import struct
 from flax.training import train_state
 
 from slnl_jax import config_checks, losses, models, sharding
@@ -29,10 +30,28 @@ Metrics = dict[str, jax.Array]
 
 
 class TrainState(train_state.TrainState):
-  """Params, optimiser state and step (from flax), BatchNorm statistics and the run's base PRNG key."""
+  """Params, optimiser state and step (from flax), BatchNorm statistics, the run's base PRNG key and, when
+  `ema_decay` > 0, exponential moving averages of params and BatchNorm statistics (`ema`)."""
 
   batch_stats: Any
   rng: jax.Array
+  ema: Any = None
+  ema_decay: float = struct.field(pytree_node=False, default=0.0)
+
+  def model_variables(self) -> dict[str, Any]:
+    """The variables evaluation and inference use: the moving averages when kept, else the current ones."""
+    return self.ema if self.ema is not None else {"params": self.params, "batch_stats": self.batch_stats}
+
+
+def ema_update(average: Any, current: Any, decay: float, step: jax.Array) -> Any:
+  """average <- d * average + (1 - d) * current, d = min(decay, (1 + step) / (10 + step)).
+
+  The ramp is tf.train.ExponentialMovingAverage's `num_updates`: early on, when the weights move fast, the average
+  follows them; from step (10 decay - 1) / (1 - decay) on (8,991 for 0.999) it is the plain moving average.
+  """
+  step = step.astype(jnp.float32)
+  d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+  return jax.tree.map(lambda a, c: d * a + (1.0 - d) * c, average, current)
 
 
 def steps_per_epoch(config: ml_collections.ConfigDict, num_train: int) -> int:
@@ -121,12 +140,16 @@ def create_train_state(
     params_rng, dropout_rng, state_rng = jax.random.split(rng, 3)
     x = jnp.zeros(input_shape(config), jnp.float32)
     variables = model.init({"params": params_rng, "dropout": dropout_rng}, x, train=False)
+    params, batch_stats = variables["params"], variables.get("batch_stats", {})
+    decay = config.train.ema_decay
     return TrainState.create(
       apply_fn=model.apply,
-      params=variables["params"],
-      batch_stats=variables.get("batch_stats", {}),
+      params=params,
+      batch_stats=batch_stats,
       tx=tx,
       rng=state_rng,
+      ema={"params": params, "batch_stats": batch_stats} if decay > 0 else None,
+      ema_decay=decay,
     )
 
   # A raw uint32 key (not a typed key array) so that orbax saves it like any other array.
@@ -168,6 +191,9 @@ def train_step(
 
   grads, (outputs, per_head, batch_stats) = jax.grad(compute_loss, has_aux=True)(state.params)
   new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+  if state.ema is not None:
+    current = {"params": new_state.params, "batch_stats": batch_stats}
+    new_state = new_state.replace(ema=ema_update(state.ema, current, state.ema_decay, new_state.step))
   metrics = {
     "loss": sum(per_head.values()),
     "grad_norm": optax.global_norm(grads),
@@ -180,7 +206,8 @@ def train_step(
 
 
 def eval_step(state: TrainState, batch: Batch, *, loss_fn: losses.LossFn, num_classes: int) -> Metrics:
-  """Sums over the real (mask True) examples of a padded batch, to be added up over the eval split.
+  """Sums over the real (mask True) examples of a padded batch, to be added up over the eval split, with the
+  state's `model_variables()` (the moving averages when the run keeps them).
 
   Each example's S evaluation views (crops and turns; skeleton (B, S, M, T, V, C)) go through the model together;
   a head's prediction is the mean of its S softmax probabilities, scored as the log of that mean (for S = 1 the
@@ -192,8 +219,9 @@ def eval_step(state: TrainState, batch: Batch, *, loss_fn: losses.LossFn, num_cl
   """
   skeleton = batch["skeleton"]
   batch_size, clips = skeleton.shape[:2]
-  variables = {"params": state.params, "batch_stats": state.batch_stats}
-  outputs = state.apply_fn(variables, skeleton.reshape(batch_size * clips, *skeleton.shape[2:]), train=False)
+  outputs = state.apply_fn(
+    state.model_variables(), skeleton.reshape(batch_size * clips, *skeleton.shape[2:]), train=False
+  )
   labels, mask = batch["label"], batch["mask"]
   sums = {"count": jnp.sum(mask, dtype=jnp.int32)}
   scores = {}

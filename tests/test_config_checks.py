@@ -49,6 +49,7 @@ def test_shipped_configs_are_valid(name, argument):
     ("train.learning_rate", math.nan, "a number in (0, inf)"),
     ("train.learning_rate", 0.0, "a number in (0, inf)"),
     ("train.lr_decay", 1.5, "a number in (0, 1]"),
+    ("train.ema_decay", 1.0, "a number in [0, 1)"),
     ("dataset.train_crop_min", 0.0, "a number in (0, 1]"),
     ("dataset.eval_clips", 0, "an integer >= 1"),
     ("dataset.eval_turns", 0, "an integer >= 1"),

@@ -153,6 +153,25 @@ def test_from_workdir_restores_only_the_model_variables(trained):
   jax.tree.map(np.testing.assert_array_equal, predictor.variables["batch_stats"], jax.device_get(state.batch_stats))
 
 
+def test_from_workdir_restores_the_moving_averages_of_a_run_that_keeps_them(tmp_path):
+  config = tiny_config()
+  config.train.ema_decay = 0.99
+  state = steps.initial_state(config, steps.create_learning_rate_fn(config, 1), sharding.make_mesh())
+  # Params, statistics and their averages all distinct, so that restoring the wrong ones shows.
+  state = state.replace(
+    params=jax.tree.map(lambda x: x + 1.0, state.params),
+    ema={"params": jax.tree.map(lambda x: x - 1.0, state.params), "batch_stats": state.batch_stats},
+    batch_stats=jax.tree.map(lambda x: x + 0.5, state.batch_stats),
+  )
+  (tmp_path / "config.json").write_text(config.to_json_best_effort(indent=2))
+  checkpoints = checkpointing.Checkpointer(tmp_path / "checkpoints")
+  checkpoints.save(state.replace(step=3))
+  checkpoints.wait()
+  checkpoints.close()
+  predictor = Predictor.from_workdir(tmp_path, "latest")
+  jax.tree.map(np.testing.assert_array_equal, predictor.variables, jax.device_get(state.ema))
+
+
 def test_checkpoint_choice(trained, tmp_path):
   workdir = trained[0]
   assert Predictor.from_workdir(workdir, "best").step == 3  # metric 1 / step

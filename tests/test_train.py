@@ -170,6 +170,62 @@ def test_evaluate_counts_every_example_once(eval_clips):
   assert result.metrics["top1"] == result.metrics["concat_top1"]
 
 
+def test_moving_averages_follow_the_formula_and_leave_training_alone(shared_data):
+  """Three real train steps with ema_decay = 0.5 against a numpy loop of the formula over the steps' weights
+  (decay min(0.5, (1 + t) / (10 + t)): 2/11, 3/12, 4/13), and the same weights as a run without averages."""
+  config = tiny_config(num_classes=20, num_joints=20, num_persons=1)
+  mesh = sharding.make_mesh()
+  learning_rate_fn = steps.create_learning_rate_fn(config, 1000)
+  batch = sharding.shard_batch(_msr_batch(shared_data, config), mesh)
+
+  def run(ema_decay):
+    config.train.ema_decay = ema_decay
+    state = steps.initial_state(config, learning_rate_fn, mesh)
+    step = steps.jit_train_step(mesh, losses.get_loss_fn(config.loss), learning_rate_fn)
+    seen = [jax.device_get({"params": state.params, "batch_stats": state.batch_stats})]
+    for _ in range(3):
+      state, _ = step(state, batch)
+      seen.append(jax.device_get({"params": state.params, "batch_stats": state.batch_stats}))
+    return jax.device_get(state), seen
+
+  averaged, seen = run(0.5)
+  plain, plain_seen = run(0.0)
+  assert plain.ema is None
+  jax.tree.map(np.testing.assert_array_equal, seen, plain_seen)
+  expected = seen[0]
+  for t, current in enumerate(seen[1:], 1):
+    d = min(0.5, (1 + t) / (10 + t))
+    expected = jax.tree.map(lambda a, c, d=d: d * a + (1 - d) * c, expected, current)
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-6, atol=1e-7), averaged.ema, expected)
+  pairs = zip(jax.tree.leaves(averaged.ema["params"]), jax.tree.leaves(seen[-1]["params"]), strict=True)
+  assert not all(np.allclose(a, b) for a, b in pairs)  # the averages are not the last weights
+
+
+def test_evaluation_uses_the_moving_averages():
+  config = tiny_config()
+  config.train.ema_decay = 0.9
+  mesh = sharding.make_mesh()
+  state = steps.initial_state(config, steps.create_learning_rate_fn(config, 1), mesh)
+  state = state.replace(ema={"params": jax.tree.map(lambda x: x + 0.3, state.params), "batch_stats": state.batch_stats})
+  swapped = state.replace(params=state.ema["params"], ema=None)
+  rng = np.random.default_rng(0)
+  batch = {
+    "skeleton": rng.normal(size=(4, 1, *steps.input_shape(config)[1:])).astype(np.float32),
+    "label": np.arange(4, dtype=np.int32) % config.dataset.num_classes,
+    "mask": np.ones(4, bool),
+  }
+  evaluate = functools.partial(
+    steps.eval_step, loss_fn=losses.get_loss_fn(config.loss), num_classes=config.dataset.num_classes
+  )
+  with_ema, with_params, plain = (
+    evaluate(state, batch),
+    evaluate(swapped, batch),
+    evaluate(state.replace(ema=None), batch),
+  )
+  np.testing.assert_array_equal(with_ema["concat_loss"], with_params["concat_loss"])
+  assert with_ema["concat_loss"] != plain["concat_loss"]
+
+
 def _final_params(config, workdir):
   checkpoints = checkpointing.Checkpointer(workdir / "checkpoints")
   step = checkpoints.latest_step()
