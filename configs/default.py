@@ -40,6 +40,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.dataset.train_rotation_deg = 0.0
   config.dataset.train_tilt_deg = 0.0
   config.dataset.train_scale_range = 0.0
+  # (l1, r1, l2, r2, ...): every left joint's right twin; each training clip mirrored left <-> right (x reflected,
+  # the twins swapped) with probability 1/2, PYSKL's `Flip` (() = off).
+  config.dataset.train_mirror_pairs = ()
   config.dataset.shuffle_buffer = 4096
 
   # Model (Sec. 3, Fig. 1).

@@ -59,6 +59,7 @@ BEFORE_THE_KEY = {
   "dataset.center_joint": -1,
   "dataset.minmax_normalize": False,
   "dataset.align_joints": (),
+  "dataset.train_mirror_pairs": (),
   "train.ema_decay": 0.0,
 }
 
@@ -117,8 +118,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
     align,
     f"() or (left, right, ...) pairs of joints in [0, {joints})",
   )
+  mirror = data.train_mirror_pairs
+  _require(
+    len(mirror) % 2 == 0
+    and all(isinstance(j, int) and 0 <= j < joints for j in mirror)
+    and len(set(mirror)) == len(mirror),
+    "dataset.train_mirror_pairs",
+    mirror,
+    f"() or (left, right, ...) pairs of distinct joints in [0, {joints})",
+  )
   xyz_only = {
     "align_joints": bool(align),
+    "train_mirror_pairs": bool(mirror),
     "center_joint": joint != -1,
     "minmax_normalize": data.minmax_normalize,
     "train_rotation_deg": data.train_rotation_deg != 0,

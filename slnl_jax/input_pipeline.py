@@ -4,8 +4,9 @@ The paper (Sec. 4.1) trains on a contiguous random crop of each clip's valid fra
 ("bilinear" in time) to a fixed T, and evaluates on a centred crop of ratio 0.95. Optional, off by default
 (`config.dataset`): several evaluation crops and turns per clip (`eval_clips`, `eval_turns`), view
 normalisation of the cropped clip (turned to face one way, centring, min-max to [-1, 1]) at training and
-evaluation, and a random view (turn, tilt, scale) of training clips, as the field's N-UCLA pipelines do. Order:
-crop, `align_facing`, the random or evaluation turn, then `_to_model_input`'s centring and min-max.
+evaluation, and a random view (mirror image, turn, tilt, scale) of training clips, as the field's N-UCLA
+pipelines do. Order: crop, `align_facing`, the random mirror image or turn or the evaluation turn, then
+`_to_model_input`'s centring and min-max.
 
 Input datasets are the TFDS splits of `slnl_jax/data/builders.py` (or anything with the same element
 structure): dicts with `skeleton` (T, M, V, C) float32 of variable length T, `label` int and `num_frames` int;
@@ -163,6 +164,19 @@ def align_facing(skeleton: tf.Tensor, joints: tuple[int, ...]) -> tf.Tensor:
   return rotate_clip(skeleton, tf.atan2(side[2], side[0]), "y")
 
 
+def mirror_clip(skeleton: tf.Tensor, pairs: tuple[int, ...]) -> tf.Tensor:
+  """The clip's mirror image: x reflected about the clip's mean position and each (left, right) pair of joints of
+  `pairs` = (l1, r1, l2, r2, ...) swapped, so a right-handed action becomes the same action done left-handed by a
+  body that is still a body (reflecting x alone would put the left arm on the right). An absent person stays 0."""
+  order = np.arange(skeleton.shape[2])
+  left, right = np.reshape(np.asarray(pairs, np.int64), (-1, 2)).T
+  order[left], order[right] = right, left
+  weight, mean = _clip_mean(skeleton, 3)
+  swapped = tf.gather(skeleton, order, axis=2)
+  x = 2.0 * weight[..., 0] * mean[0] - swapped[..., 0]
+  return tf.concat([x[..., None], swapped[..., 1:]], axis=-1)
+
+
 def scale_clip(skeleton: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
   """Scales the xyz of the persons present by `scale` about the clip's mean position (an absent person stays 0)."""
   weight, mean = _clip_mean(skeleton, 3)
@@ -201,16 +215,21 @@ def minmax_normalize(skeleton: tf.Tensor) -> tf.Tensor:
 
 
 def augment_view(skeleton: tf.Tensor, key: tf.Tensor, data: ml_collections.ConfigDict) -> tf.Tensor:
-  """The training clip's random view: a turn about y, then a tilt about x, then a scale, each by its own key.
+  """The training clip's random view: a mirror image, a turn about y, a tilt about x, then a scale, each drawn
+  by its own key.
 
   Each draw folds its own number into the example's `key`, so turning one on leaves the crop and the other
-  draws as they were: U[-train_rotation_deg, +] about y, U[-train_tilt_deg, +] about x (CTR-GCN draws both in
-  [-60, 60] degrees), a scale U[1 - train_scale_range, 1 + train_scale_range]; all about the clip's mean.
+  draws as they were: mirrored (`mirror_clip` of `train_mirror_pairs`) with probability 1/2,
+  U[-train_rotation_deg, +] about y, U[-train_tilt_deg, +] about x (CTR-GCN draws both in [-60, 60] degrees),
+  a scale U[1 - train_scale_range, 1 + train_scale_range]; all about the clip's mean.
   """
 
   def uniform(number: int) -> tf.Tensor:
     return tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(key, number), -1.0, 1.0)
 
+  pairs = tuple(data.train_mirror_pairs)
+  if pairs:
+    skeleton = tf.cond(uniform(4) < 0.0, lambda: mirror_clip(skeleton, pairs), lambda: skeleton)
   if data.train_rotation_deg:
     skeleton = rotate_clip(skeleton, uniform(1) * math.radians(data.train_rotation_deg), "y")
   if data.train_tilt_deg:

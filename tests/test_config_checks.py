@@ -65,6 +65,8 @@ def test_shipped_configs_are_valid(name, argument):
     ("dataset.center_joint", -2, "-1 or a joint in [0, 25)"),
     ("dataset.align_joints", (4, 8, 12), "() or (left, right, ...) pairs of joints in [0, 25)"),
     ("dataset.align_joints", (4, 25), "() or (left, right, ...) pairs of joints in [0, 25)"),
+    ("dataset.train_mirror_pairs", (4, 8, 5), "() or (left, right, ...) pairs of distinct joints in [0, 25)"),
+    ("dataset.train_mirror_pairs", (4, 8, 8, 9), "() or (left, right, ...) pairs of distinct joints in [0, 25)"),
     ("model.frequency_attention", "amplitud", "one of ('none', 'amplitude'"),
     ("model.channels", (), "a non-empty tuple"),
   ],
@@ -85,6 +87,7 @@ def test_bad_values_name_key_and_range(key, value, allowed):
   [
     ("center_joint", 0),
     ("minmax_normalize", True),
+    ("train_mirror_pairs", (4, 8)),
     ("align_joints", (4, 8)),
     ("train_tilt_deg", 10.0),
     ("train_scale_range", 0.1),

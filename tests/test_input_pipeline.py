@@ -639,3 +639,32 @@ def test_align_joints_turns_training_clips_before_their_random_turn_and_eval_cli
       for turned, degrees in zip(clip, (-30.0, 0.0, 30.0), strict=True):
         side = _side(turned)
         np.testing.assert_allclose(np.degrees(np.arctan2(-side[2], side[0])), degrees, atol=1e-3)
+
+
+def test_mirror_clip_hand_worked():
+  # Two frames, person 0 with three joints, person 1 absent; pair (0, 2). The mean x of person 0 is 3, so
+  # x' = 6 - x, and joints 0 and 2 trade places; y, z follow their joint.
+  skeleton = np.zeros((2, 2, 3, 3), np.float32)
+  skeleton[0, 0] = [[1.0, 0.0, 0.0], [2.0, 1.0, 0.0], [3.0, 2.0, 1.0]]
+  skeleton[1, 0] = [[3.0, 0.0, 0.0], [4.0, 1.0, 0.0], [5.0, 2.0, 1.0]]
+  mirrored = input_pipeline.mirror_clip(tf.constant(skeleton), (0, 2)).numpy()
+  expected = np.zeros_like(skeleton)
+  expected[0, 0] = [[3.0, 2.0, 1.0], [4.0, 1.0, 0.0], [5.0, 0.0, 0.0]]
+  expected[1, 0] = [[1.0, 2.0, 1.0], [2.0, 1.0, 0.0], [3.0, 0.0, 0.0]]
+  np.testing.assert_allclose(mirrored, expected, atol=1e-6)
+
+
+def test_train_mirror_pairs_mirror_about_half_the_clips_and_keep_their_crop():
+  plain = _train(_xyz_dataset(32), num_channels=3)
+  mirrored = _train(_xyz_dataset(32), num_channels=3, train_mirror_pairs=(0, 1))
+  flipped = 0
+  for a, b in zip(plain, mirrored, strict=True):
+    np.testing.assert_array_equal(a["label"], b["label"])
+    for clip_a, clip_b in zip(a["skeleton"], b["skeleton"], strict=True):  # (M, T, V, 3), all persons present
+      image = clip_a[:, :, ::-1].copy()  # joints 0 and 1 swapped ...
+      image[..., 0] = 2.0 * clip_a[..., 0].mean() - image[..., 0]  # ... and x reflected about the mean
+      if np.allclose(clip_b, image, atol=1e-5):
+        flipped += 1
+      else:
+        np.testing.assert_array_equal(clip_b, clip_a)
+  assert 8 <= flipped <= 24  # 32 clips, probability 1/2 each
