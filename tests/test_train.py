@@ -241,13 +241,15 @@ def _final_params(config, workdir):
   return step, jax.device_get(state)
 
 
-def test_resume_is_bit_exact(synthetic_config, tmp_path):
-  """6 steps straight equal 4 steps (stopping mid-epoch 2), a restart, and 2 more.
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_resume_is_bit_exact(synthetic_config, tmp_path, ema_decay):
+  """6 steps straight equal 4 steps (stopping mid-epoch 2), a restart, and 2 more; with moving averages too.
 
   Checkpoint 4 is truncated before the restart (a crash while writing it): the restart moves it aside, resumes
   from checkpoint 2 and logs steps 3-4 again, once each.
   """
-  config = synthetic_config
+  config = synthetic_config.copy_and_resolve_references()
+  config.train.ema_decay = ema_decay
   straight = train.train_and_evaluate(config, tmp_path / "straight")
   config_a = config.copy_and_resolve_references()
   config_a.train.max_steps = 4
@@ -261,6 +263,7 @@ def test_resume_is_bit_exact(synthetic_config, tmp_path):
   step_a, state_a = _final_params(config, tmp_path / "straight")
   step_b, state_b = _final_params(config, tmp_path / "resumed")
   assert step_a == step_b == 6
+  assert (state_a.ema is not None) == (ema_decay > 0)
   for a, b in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b), strict=True):
     np.testing.assert_array_equal(a, b)
   assert straight == resumed
