@@ -127,7 +127,8 @@ def evaluate_and_log(
   epoch: int,
   split: str = "eval",
 ) -> dict[str, float]:
-  """Evaluates `state` on the unbatched `test` split; logs the metrics under `split` and writes `workdir/eval/`."""
+  """Evaluates `state` on the unbatched `test` split; logs the metrics under `split` and writes the confusion
+  matrix and per-class accuracy to `workdir/<split>/` (a rescoring, "checkpoint_eval", keeps the trainer's)."""
   start = time.perf_counter()
   batches = input_pipeline.eval_dataset(
     test,
@@ -139,7 +140,7 @@ def evaluate_and_log(
   result = evaluate(p_eval_step, state, input_pipeline.as_numpy(batches), mesh)
   log.write(step, epoch, split, result.metrics)
   if jax.process_index() == 0:
-    save_eval_artifacts(result, class_names, workdir / "eval")
+    save_eval_artifacts(result, class_names, workdir / split)
   m = result.metrics
   logging.info(
     "step %d eval on %d examples (%.1fs): top-1 %.2f%% top-5 %.2f%% (concat head); position %.2f%%, velocity %.2f%%",

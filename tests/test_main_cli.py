@@ -82,10 +82,13 @@ def test_train_eval_predict(raw_dir, tmp_path):
   assert np.load(workdir / "eval" / "per_class_accuracy.npy").shape == (8,)
   assert (workdir / "eval" / "confusion_matrix.png").read_bytes().startswith(b"\x89PNG")
 
+  trainers = {path.name: path.stat().st_mtime_ns for path in (workdir / "eval").iterdir()}
   result = run(command(workdir, raw_dir, "--mode=eval", "--checkpoint=latest"))
   assert f"eval on {num_test} examples: top-1 {100 * eval_records[0]['top1']:.2f}%" in result.stdout
-  # Logged apart from the trainer's evaluations, which the learning curve draws.
+  # Logged and written apart from the trainer's evaluations, which the learning curve and its files keep.
   assert [r["split"] for r in records(workdir)][-2:] == ["eval", "checkpoint_eval"]
+  assert np.load(workdir / "checkpoint_eval" / "confusion_matrix.npy").sum() == num_test
+  assert {path.name: path.stat().st_mtime_ns for path in (workdir / "eval").iterdir()} == trainers
 
   clip = sorted(raw_dir.glob("*.skeleton"))[0]
   result = run(command(workdir, raw_dir, "--mode=predict", f"--input={clip}"))
