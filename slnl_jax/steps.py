@@ -30,17 +30,26 @@ Metrics = dict[str, jax.Array]
 
 
 class TrainState(train_state.TrainState):
-  """Params, optimiser state and step (from flax), BatchNorm statistics, the run's base PRNG key and, when
-  `ema_decay` > 0, exponential moving averages of params and BatchNorm statistics (`ema`)."""
+  """Params, optimiser state and step (from flax), BatchNorm statistics and the run's base PRNG key."""
 
   batch_stats: Any
   rng: jax.Array
-  ema: Any = None
-  ema_decay: float = struct.field(pytree_node=False, default=0.0)
 
   def model_variables(self) -> dict[str, Any]:
-    """The variables evaluation and inference use: the moving averages when kept, else the current ones."""
-    return self.ema if self.ema is not None else {"params": self.params, "batch_stats": self.batch_stats}
+    """The variables evaluation and inference use."""
+    return {"params": self.params, "batch_stats": self.batch_stats}
+
+
+class AveragedTrainState(TrainState):
+  """A `TrainState` that also keeps exponential moving averages of params and BatchNorm statistics (`ema`,
+  `config.train.ema_decay` > 0), which evaluation and inference use. A class of its own, so that the state and
+  checkpoints of a run without averages keep the layout they always had."""
+
+  ema: Any
+  ema_decay: float = struct.field(pytree_node=False)
+
+  def model_variables(self) -> dict[str, Any]:
+    return self.ema
 
 
 def ema_update(average: Any, current: Any, decay: float, step: jax.Array) -> Any:
@@ -141,16 +150,11 @@ def create_train_state(
     x = jnp.zeros(input_shape(config), jnp.float32)
     variables = model.init({"params": params_rng, "dropout": dropout_rng}, x, train=False)
     params, batch_stats = variables["params"], variables.get("batch_stats", {})
+    kwargs = {"apply_fn": model.apply, "params": params, "batch_stats": batch_stats, "tx": tx, "rng": state_rng}
     decay = config.train.ema_decay
-    return TrainState.create(
-      apply_fn=model.apply,
-      params=params,
-      batch_stats=batch_stats,
-      tx=tx,
-      rng=state_rng,
-      ema={"params": params, "batch_stats": batch_stats} if decay > 0 else None,
-      ema_decay=decay,
-    )
+    if decay > 0:
+      return AveragedTrainState.create(**kwargs, ema={"params": params, "batch_stats": batch_stats}, ema_decay=decay)
+    return TrainState.create(**kwargs)
 
   # A raw uint32 key (not a typed key array) so that orbax saves it like any other array.
   return jax.jit(init, out_shardings=sharding.replicated(mesh))(jax.random.PRNGKey(config.seed))
@@ -191,7 +195,7 @@ def train_step(
 
   grads, (outputs, per_head, batch_stats) = jax.grad(compute_loss, has_aux=True)(state.params)
   new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
-  if state.ema is not None:
+  if isinstance(state, AveragedTrainState):
     current = {"params": new_state.params, "batch_stats": batch_stats}
     new_state = new_state.replace(ema=ema_update(state.ema, current, state.ema_decay, new_state.step))
   metrics = {

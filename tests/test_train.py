@@ -4,6 +4,7 @@ channels (8, 8)) keeps them quick."""
 
 import functools
 import json
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +12,7 @@ import numpy as np
 import optax
 import pytest
 import tensorflow as tf
+from flax import struct
 
 from configs import demo
 from slnl_jax import checkpointing, evaluation, inference, input_pipeline, losses, models, sharding, steps, train
@@ -190,7 +192,7 @@ def test_moving_averages_follow_the_formula_and_leave_training_alone(shared_data
 
   averaged, seen = run(0.5)
   plain, plain_seen = run(0.0)
-  assert plain.ema is None
+  assert not isinstance(plain, steps.AveragedTrainState)
   jax.tree.map(np.testing.assert_array_equal, seen, plain_seen)
   expected = seen[0]
   for t, current in enumerate(seen[1:], 1):
@@ -203,11 +205,13 @@ def test_moving_averages_follow_the_formula_and_leave_training_alone(shared_data
 
 def test_evaluation_uses_the_moving_averages():
   config = tiny_config()
-  config.train.ema_decay = 0.9
   mesh = sharding.make_mesh()
-  state = steps.initial_state(config, steps.create_learning_rate_fn(config, 1), mesh)
-  state = state.replace(ema={"params": jax.tree.map(lambda x: x + 0.3, state.params), "batch_stats": state.batch_stats})
-  swapped = state.replace(params=state.ema["params"], ema=None)
+  learning_rate_fn = steps.create_learning_rate_fn(config, 1)
+  plain = steps.initial_state(config, learning_rate_fn, mesh)
+  config.train.ema_decay = 0.9
+  averaged = steps.initial_state(config, learning_rate_fn, mesh)  # the same seed: the same params
+  shifted = jax.tree.map(lambda x: x + 0.3, averaged.params)
+  averaged = averaged.replace(ema={"params": shifted, "batch_stats": averaged.batch_stats})
   rng = np.random.default_rng(0)
   batch = {
     "skeleton": rng.normal(size=(4, 1, *steps.input_shape(config)[1:])).astype(np.float32),
@@ -217,13 +221,40 @@ def test_evaluation_uses_the_moving_averages():
   evaluate = functools.partial(
     steps.eval_step, loss_fn=losses.get_loss_fn(config.loss), num_classes=config.dataset.num_classes
   )
-  with_ema, with_params, plain = (
-    evaluate(state, batch),
-    evaluate(swapped, batch),
-    evaluate(state.replace(ema=None), batch),
+  with_averages, with_shifted_params = evaluate(averaged, batch), evaluate(plain.replace(params=shifted), batch)
+  np.testing.assert_array_equal(with_averages["concat_loss"], with_shifted_params["concat_loss"])
+  assert with_averages["concat_loss"] != evaluate(plain, batch)["concat_loss"]
+
+
+@struct.dataclass
+class _OlderTrainState:
+  """The pytree fields of `steps.TrainState` before moving averages existed."""
+
+  step: Any
+  params: Any
+  opt_state: Any
+  batch_stats: Any
+  rng: Any
+
+
+def test_a_checkpoint_of_the_layout_before_moving_averages_still_restores(tmp_path):
+  """A checkpoint as runs wrote it before `ema_decay` existed (exactly these five entries) restores into today's
+  state of a run without averages: resuming or rescoring an older run keeps working (orbax compares the trees)."""
+  config = tiny_config()
+  state = steps.initial_state(config, steps.create_learning_rate_fn(config, 1), sharding.make_mesh())
+  older = _OlderTrainState(
+    step=state.step,
+    params=jax.tree.map(lambda x: x + 1.0, state.params),
+    opt_state=state.opt_state,
+    batch_stats=state.batch_stats,
+    rng=state.rng,
   )
-  np.testing.assert_array_equal(with_ema["concat_loss"], with_params["concat_loss"])
-  assert with_ema["concat_loss"] != plain["concat_loss"]
+  checkpoints = checkpointing.Checkpointer(tmp_path / "checkpoints")
+  checkpoints.save(older)
+  checkpoints.wait()
+  restored = checkpoints.restore(state, checkpoints.latest_step())
+  checkpoints.close()
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(restored.params), jax.device_get(older.params))
 
 
 def _final_params(config, workdir):
@@ -263,7 +294,7 @@ def test_resume_is_bit_exact(synthetic_config, tmp_path, ema_decay):
   step_a, state_a = _final_params(config, tmp_path / "straight")
   step_b, state_b = _final_params(config, tmp_path / "resumed")
   assert step_a == step_b == 6
-  assert (state_a.ema is not None) == (ema_decay > 0)
+  assert isinstance(state_a, steps.AveragedTrainState) == (ema_decay > 0)
   for a, b in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b), strict=True):
     np.testing.assert_array_equal(a, b)
   assert straight == resumed
