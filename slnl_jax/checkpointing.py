@@ -221,7 +221,8 @@ class Checkpointer:
     Args:
       abstract: {"params": ..., "batch_stats": ...} trees of arrays or `jax.ShapeDtypeStruct`s (e.g. from
         `jax.eval_shape(model.init, ...)`); they are restored onto the first local device.
-      averaged: restore the moving averages of a run with `config.train.ema_decay` > 0 (`TrainState.ema`).
+      averaged: restore the moving averages of a run with `config.train.ema_decay` > 0
+        (`steps.AveragedTrainState.ema`).
     """
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     target = {

@@ -1,7 +1,8 @@
 """A trained SLnL-rFA without the training stack: restore, classify clips and streams, export.
 
 `Predictor.from_workdir(workdir, checkpoint="best" | "latest" | step)` restores only what inference needs: the
-parameters and BatchNorm statistics of the checkpoint's train state (not the optimiser's moments), and the model
+parameters and BatchNorm statistics of the checkpoint's train state (their moving averages for a run with
+`config.train.ema_decay` > 0, as its evaluation used; not the optimiser's moments), and the model
 config and class names saved beside it (`checkpointing.MODEL_INFO`). Neither TensorFlow nor the dataset is read.
 
 One compiled program takes raw frames to probabilities, so that `predict`, `stream` and the exported file

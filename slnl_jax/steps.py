@@ -56,7 +56,7 @@ def ema_update(average: Any, current: Any, decay: float, step: jax.Array) -> Any
   """average <- d * average + (1 - d) * current, d = min(decay, (1 + step) / (10 + step)).
 
   The ramp is tf.train.ExponentialMovingAverage's `num_updates`: early on, when the weights move fast, the average
-  follows them; from step (10 decay - 1) / (1 - decay) on (8,991 for 0.999) it is the plain moving average.
+  follows them; from step (10 decay - 1) / (1 - decay) on (8,990 for 0.999) it is the plain moving average.
   """
   step = step.astype(jnp.float32)
   d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
