@@ -39,6 +39,14 @@ def _real(config: ml_collections.ConfigDict, key: str, low: float, high: float, 
   _require(ok, key, value, f"a number in {interval}")
 
 
+def _joint_pairs(pairs: Any, key: str, joints: int, *, distinct: bool = False) -> None:
+  ok = len(pairs) % 2 == 0 and all(isinstance(j, int) and 0 <= j < joints for j in pairs)
+  ok = ok and (not distinct or len(set(pairs)) == len(pairs))
+  _require(
+    ok, key, pairs, f"() or (left, right, ...) pairs of {'distinct ' if distinct else ''}joints in [0, {joints})"
+  )
+
+
 def _get(config: ml_collections.ConfigDict, key: str) -> Any:
   for part in key.split("."):
     config = config[part]
@@ -64,9 +72,10 @@ BEFORE_THE_KEY = {
 }
 
 
-def dataset_setting(data: ml_collections.ConfigDict, name: str) -> Any:
-  """`data[name]` of a (possibly saved) `config.dataset`, or its value from before the key existed."""
-  return data.get(name, BEFORE_THE_KEY[f"dataset.{name}"])
+def saved_setting(section: ml_collections.ConfigDict, key: str) -> Any:
+  """Setting `key` ("dataset.eval_clips") of a (possibly saved) config's `section` (its `config.dataset`), or the
+  value it had before the key existed."""
+  return section.get(key.rpartition(".")[2], BEFORE_THE_KEY[key])
 
 
 def eval_views(data: ml_collections.ConfigDict) -> tuple[tuple[float, float], ...]:
@@ -81,7 +90,7 @@ def eval_views(data: ml_collections.ConfigDict) -> tuple[tuple[float, float], ..
   def spaced(low: float, high: float, count: int) -> list[float]:
     return [low + (high - low) * i / (count - 1) for i in range(count)]
 
-  clips, turns = dataset_setting(data, "eval_clips"), dataset_setting(data, "eval_turns")
+  clips, turns = saved_setting(data, "dataset.eval_clips"), saved_setting(data, "dataset.eval_turns")
   ratios = [float(data.eval_crop)] if clips == 1 else spaced(float(data.train_crop_min), 1.0, clips)
   angles = [0.0] if turns == 1 else spaced(-float(data.train_rotation_deg), float(data.train_rotation_deg), turns)
   return tuple((ratio, angle) for ratio in ratios for angle in angles)
@@ -111,22 +120,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     isinstance(joint, int) and -1 <= joint < joints, "dataset.center_joint", joint, f"-1 or a joint in [0, {joints})"
   )
   data = config.dataset
-  align = data.align_joints
-  _require(
-    len(align) % 2 == 0 and all(isinstance(j, int) and 0 <= j < joints for j in align),
-    "dataset.align_joints",
-    align,
-    f"() or (left, right, ...) pairs of joints in [0, {joints})",
-  )
-  mirror = data.train_mirror_pairs
-  _require(
-    len(mirror) % 2 == 0
-    and all(isinstance(j, int) and 0 <= j < joints for j in mirror)
-    and len(set(mirror)) == len(mirror),
-    "dataset.train_mirror_pairs",
-    mirror,
-    f"() or (left, right, ...) pairs of distinct joints in [0, {joints})",
-  )
+  align, mirror = data.align_joints, data.train_mirror_pairs
+  _joint_pairs(align, "dataset.align_joints", joints)
+  _joint_pairs(mirror, "dataset.train_mirror_pairs", joints, distinct=True)
   xyz_only = {
     "align_joints": bool(align),
     "train_mirror_pairs": bool(mirror),

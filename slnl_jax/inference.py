@@ -133,7 +133,7 @@ def preprocess(
   skeleton = jnp.concatenate([skeleton.astype(jnp.float32), padding], axis=2)[:, :, : data.num_persons]
 
   align, joint, minmax = (
-    config_checks.dataset_setting(data, k) for k in ("align_joints", "center_joint", "minmax_normalize")
+    config_checks.saved_setting(data, f"dataset.{k}") for k in ("align_joints", "center_joint", "minmax_normalize")
   )
 
   def one(clip: jax.Array, n: jax.Array) -> jax.Array:
@@ -213,7 +213,7 @@ class Predictor:
       config = ml_collections.ConfigDict(info["config"])
       init = functools.partial(models.create_model(config).init, train=False)
       abstract = jax.eval_shape(init, jax.random.PRNGKey(0), jnp.zeros(steps.input_shape(config)))
-      averaged = config.train.get("ema_decay", config_checks.BEFORE_THE_KEY["train.ema_decay"]) > 0
+      averaged = config_checks.saved_setting(config.train, "train.ema_decay") > 0
       variables = checkpoints.restore_variables(step, {"batch_stats": {}, **abstract}, averaged=averaged)
     finally:
       checkpoints.close()
