@@ -14,6 +14,11 @@ the process's max RSS; peak device memory comes from `memory_stats()` where the 
 lowers the same step for other platforms from any machine (`jax.export`, no device needed, nothing runs) and
 prints per platform the non-local implementation of each SLnL block, the convolution kernel gradient, the
 number of serial loops (`stablehlo.while` ops) in the lowered module and the largest trip count among them.
+
+  python benchmarks/train_step.py --config=configs/ntu60_xsub.py --batch_size=8 --profile_dir=DIR
+
+also traces `--profile_steps` steps after timing (jax.profiler, jax alone) and writes the compiled step's HLO
+text beside the trace; `benchmarks/profile_summary.py --profile_dir=DIR` breaks it down by module and op.
 """
 
 from __future__ import annotations
@@ -55,6 +60,13 @@ _START_AFTER = flags.DEFINE_string(
   "After compiling and warming up, create PATH.ready and wait until PATH exists before timing (used by "
   "accelerator_sweep.py --concurrent, which times its cases one at a time).",
 )
+_PROFILE_DIR = flags.DEFINE_string(
+  "profile_dir",
+  None,
+  "After timing, trace --profile_steps more steps with jax.profiler into this folder (an .xplane.pb that "
+  "benchmarks/profile_summary.py breaks down by module and by kernel, on any machine).",
+)
+_PROFILE_STEPS = flags.DEFINE_integer("profile_steps", 3, "Steps traced with --profile_dir.")
 _COMPILE_ONLY = flags.DEFINE_bool(
   "compile_only", False, "Stop after compiling: FLOPs and XLA's memory plan, no steps (sizes any device's need)."
 )
@@ -275,6 +287,14 @@ def main(argv: list[str]) -> None:
     if _TIME_LIMIT.value and len(times) >= 3 and sum(times) > _TIME_LIMIT.value:
       break
   step_s = statistics.median(times)
+  if _PROFILE_DIR.value:
+    pathlib.Path(_PROFILE_DIR.value).mkdir(parents=True, exist_ok=True)
+    # The module's text names each HLO op's source (metadata op_name), which the trace's events lack.
+    (pathlib.Path(_PROFILE_DIR.value) / "train_step.hlo.txt").write_text(compiled.as_text())
+    with jax.profiler.trace(_PROFILE_DIR.value):
+      for _ in range(_PROFILE_STEPS.value):
+        state, metrics = compiled(state, batch)
+      jax.block_until_ready(metrics)
 
   peak, peak_source = device_peak(config.dtype)
   achieved = flops / step_s

@@ -1,0 +1,103 @@
+"""benchmarks/profile_summary.py: self times, busy lines and module scopes by hand; a real profiled demo step."""
+
+import importlib.util
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _load():
+  spec = importlib.util.spec_from_file_location("profile_summary", REPO / "benchmarks" / "profile_summary.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+summary = _load()
+
+
+def test_self_time_subtracts_only_the_directly_enclosed_events():
+  # a [0, 10) holds b [2, 5), which holds d [3, 4), and c [6, 8); a runs again at [20, 25).
+  events = [(20, 5, "a"), (2, 3, "b"), (0, 10, "a"), (6, 2, "c"), (3, 1, "d")]
+  assert summary.self_times(events) == {"a": (10 - 3 - 2) + 5, "b": 3 - 1, "c": 2, "d": 1}
+
+
+def test_busy_lines_counts_overlaps_and_gaps():
+  # Line 1 busy [0, 10) (with a nested event) and [12, 14); line 2 busy [5, 15).
+  lines = [[(0, 10, "a"), (1, 2, "b"), (12, 2, "c")], [(5, 10, "d")]]
+  # [0, 5): 1, [5, 10): 2, [10, 12): 1, [12, 14): 2, [14, 15): 1.
+  assert summary.busy_lines(lines) == {1: 5 + 2 + 1, 2: 5 + 2}
+  assert summary.busy_lines([[(0, 2, "a"), (4, 2, "b")]]) == {1: 4, 0: 2}
+
+
+@pytest.mark.parametrize(
+  ("op_name", "expected"),
+  [
+    (
+      "jit(traced)/transpose(jvp(SLnLrFA))/position_stream/block_0/nonlocal_spatio_temporal/psi/dot_general",
+      ("block_0/nonlocal_spatio_temporal", "backward"),
+    ),
+    ("jit(traced)/jvp(SLnLrFA)/velocity_stream/block_3/bn/mul", ("block_3/bn", "forward")),
+    ("jit(traced)/jvp(SLnLrFA)/velocity_stream/transform/coordinate/dot_general", ("transform/coordinate", "forward")),
+    ("jit(traced)/jvp(SLnLrFA)/head_concat/dot_general", ("head_concat", "forward")),
+    ("jit(traced)/jvp(SLnLrFA)/concatenate", ("(model top level)", "forward")),
+    ("jit(traced)/add", ("(loss, optimizer, copies)", "update")),
+    ("", ("(loss, optimizer, copies)", "update")),
+  ],
+)
+def test_scope_of_an_op_name(op_name, expected):
+  assert summary.scope(op_name, 2) == expected
+
+
+def test_op_sources_reads_instruction_metadata():
+  hlo = "\n".join(
+    [
+      "ENTRY %main.1 (p: f32[2]) -> f32[2] {",
+      '  %fusion.3 = f32[2]{0} fusion(f32[2]{0} %p), kind=kLoop, calls=%f, metadata={op_name="jit(f)/sin" '
+      'source_file="x.py" source_line=3}',
+      "  ROOT %copy.1 = f32[2]{0} copy(f32[2]{0} %fusion.3)",
+      '  ROOT %dot.7 = f32[2]{0} dot(%a, %b), metadata={op_type="dot_general" op_name="jit(f)/dot_general"}',
+      "}",
+    ]
+  )
+  assert summary.op_sources(hlo) == {"fusion.3": "jit(f)/sin", "dot.7": "jit(f)/dot_general"}
+
+
+def test_a_profiled_demo_step_is_broken_down_by_module(tmp_path):
+  """The real path: train_step.py traces the demo's step with jax.profiler, the summary reads the trace."""
+  run = [sys.executable, "benchmarks/train_step.py", "--config=configs/demo.py", "--steps=1", "--profile_steps=1"]
+  result = subprocess.run([*run, f"--profile_dir={tmp_path}"], cwd=REPO, capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  result = subprocess.run(
+    [sys.executable, "benchmarks/profile_summary.py", f"--profile_dir={tmp_path}", "--top=3"],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    check=False,
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  kinds = dict(re.findall(r"^\| ([^|]+?) \| [\d.]+ \| ([\d.]+) % \|$", result.stdout, re.MULTILINE))
+  # Every kind of module of the demo's SLnL blocks shows up, and the ops' sources were found: the time left
+  # without a module (loss, optimizer, XLA's copies) is a minority.
+  for kind in ("nonlocal_spatio_temporal", "nonlocal_temporal", "nonlocal_spatial", "conv_temporal", "bn"):
+    assert float(kinds[kind]) > 0, kinds
+  assert float(kinds["(loss, optimizer, copies)"]) < 50, kinds
+  assert sum(map(float, kinds.values())) == pytest.approx(100, abs=1)
+  assert re.search(r"lines inside an op: 0: [\d.]+ %", result.stdout)
+
+
+def test_a_folder_without_a_trace_is_one_error_line(tmp_path):
+  result = subprocess.run(
+    [sys.executable, "benchmarks/profile_summary.py", f"--profile_dir={tmp_path}"],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    check=False,
+  )
+  assert result.returncode != 0
+  assert f"error: {tmp_path}: no plugins/profile/*/*.xplane.pb" in result.stderr
