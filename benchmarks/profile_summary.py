@@ -13,7 +13,8 @@ streams together), and its direction: `forward` (jvp), `backward` (transpose) or
 optimizer, loss reductions, copies XLA inserted).
 
 Device planes (GPU / TPU) are summed over their streams; on CPU the host's threads are summed, so the total is
-CPU time (about the step time x the busy cores), and the shares are what to read.
+CPU time, and the shares are what to read. The share of the span with no line inside an op is idle time on a GPU
+stream (its events are the kernels); on CPU it is not: XLA:CPU's thread pool also runs tasks outside op events.
 """
 
 from __future__ import annotations
