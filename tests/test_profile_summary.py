@@ -101,3 +101,49 @@ def test_a_folder_without_a_trace_is_one_error_line(tmp_path):
   )
   assert result.returncode != 0
   assert f"error: {tmp_path}: no plugins/profile/*/*.xplane.pb" in result.stderr
+
+
+def test_a_gpu_trace_is_read_from_its_stream_lines(tmp_path):
+  """A hand-built device plane: kernels on a CUDA stream line, named by their hlo_op stat (or their own name),
+  and a derived 'XLA Ops' line over the same span that must not be counted again; the host plane is ignored."""
+  from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+  space = xplane_pb2.XSpace()
+  host = space.planes.add(name="/host:CPU")
+  host.lines.add(name="python").events.add(metadata_id=1, offset_ps=0, duration_ps=10**9)
+  host.event_metadata[1].name = "host work"
+  gpu = space.planes.add(name="/device:GPU:0")
+  gpu.stat_metadata[7].name = "hlo_op"
+  gpu.stat_metadata[8].name = "fusion.3"  # a stat value stored by reference, as the profiler does for strings
+  for key, name in ((1, "loop_fusion_kernel"), (2, "triton_kernel"), (3, "memcpy"), (4, "fusion.3")):
+    gpu.event_metadata[key].name = name
+  stream = gpu.lines.add(name="Stream #13(Compute)", timestamp_ns=1)
+  stream.events.add(metadata_id=1, offset_ps=0, duration_ps=500).stats.add(metadata_id=7, ref_value=8)
+  stream.events.add(metadata_id=2, offset_ps=600, duration_ps=300).stats.add(metadata_id=7, str_value="dot.4")
+  stream.events.add(metadata_id=3, offset_ps=1000, duration_ps=100)
+  gpu.lines.add(name="XLA Ops", timestamp_ns=1).events.add(metadata_id=4, offset_ps=0, duration_ps=500)
+  path = tmp_path / "vm.xplane.pb"
+  path.write_bytes(space.SerializeToString())
+
+  planes, lines = summary.read_trace(path)
+  assert planes == "/device:GPU:0"
+  assert lines == [[(1000, 500, "fusion.3"), (1600, 300, "dot.4"), (2000, 100, "(kernel) memcpy")]]
+  # From 1000 to 2100 ps the stream is inside a kernel for 900 ps and idle for 200.
+  assert summary.busy_lines(lines) == {1: 900, 0: 200}
+
+
+def test_a_tpu_trace_is_read_from_its_xla_ops_line(tmp_path):
+  """TPU planes have no stream lines: their ops are on the 'XLA Ops' line (the module line spans them all)."""
+  from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+  space = xplane_pb2.XSpace()
+  tpu = space.planes.add(name="/device:TPU:0")
+  tpu.stat_metadata[1].name = "hlo_op"
+  tpu.event_metadata[1].name = "convolution.2"
+  tpu.event_metadata[2].name = "jit_train_step"
+  tpu.lines.add(name="XLA Modules").events.add(metadata_id=2, offset_ps=0, duration_ps=1000)
+  ops = tpu.lines.add(name="XLA Ops")
+  ops.events.add(metadata_id=1, offset_ps=100, duration_ps=400).stats.add(metadata_id=1, str_value="convolution.2")
+  path = tmp_path / "vm.xplane.pb"
+  path.write_bytes(space.SerializeToString())
+  assert summary.read_trace(path) == ("/device:TPU:0", [[(100, 400, "convolution.2")]])
