@@ -20,8 +20,10 @@ stream (its events are the kernels); on CPU it is not: XLA:CPU's thread pool als
 from __future__ import annotations
 
 import collections
+import itertools
 import pathlib
 import re
+from typing import Any
 
 from absl import app, flags
 
@@ -77,9 +79,10 @@ def busy_lines(lines: list[list[tuple[int, int, str]]]) -> collections.Counter[i
       if end is None or start >= end:  # an outermost event (its nested ones lie inside it)
         edges += [(start, 1), (start + duration, -1)]
         end = start + duration
+  edges.sort()
   histogram: collections.Counter[int] = collections.Counter()
   busy = 0
-  for (time, change), (following, _) in zip(sorted(edges), sorted(edges)[1:], strict=False):
+  for (time, change), (following, _) in itertools.pairwise(edges):
     busy += change
     histogram[busy] += following - time
   return histogram
@@ -99,23 +102,32 @@ def read_trace(path: pathlib.Path) -> tuple[str, list[list[tuple[int, int, str]]
   planes = devices or [plane for plane in space.planes if plane.name == "/host:CPU"]
   lines = []
   for plane in planes:
-    stat_names = {key: meta.name for key, meta in plane.stat_metadata.items()}
-
-    def hlo_op(event: object, plane: object = plane, stat_names: dict = stat_names) -> str | None:
-      metadata = plane.event_metadata[event.metadata_id]
-      for stat in (*event.stats, *metadata.stats):
-        if stat_names.get(stat.metadata_id) == "hlo_op":
-          return stat.str_value or plane.stat_metadata[stat.ref_value].name
-      return f"{_KERNEL}{metadata.name}" if devices else None
-
+    hlo_op_ids = {key for key, meta in plane.stat_metadata.items() if meta.name == "hlo_op"}
     chosen = plane.lines
     if devices:
       streams = [line for line in plane.lines if line.name.startswith("Stream")]
       chosen = streams or [line for line in plane.lines if line.name == "XLA Ops"]
     for line in chosen:
       offset = line.timestamp_ns * 1000
-      lines.append([(offset + e.offset_ps, e.duration_ps, op) for e in line.events if (op := hlo_op(e))])
+      events = ((e, _hlo_op(plane, hlo_op_ids, e, kernels=bool(devices))) for e in line.events)
+      lines.append([(offset + e.offset_ps, e.duration_ps, op) for e, op in events if op])
   return ", ".join(plane.name for plane in planes), lines
+
+
+def _hlo_op(plane: Any, hlo_op_ids: set[int], event: Any, *, kernels: bool) -> str | None:
+  """The `hlo_op` stat of an event (on the event or its metadata, by value or by reference); a device kernel
+  without one is named `(kernel) <its name>`, a host event without one is not an op (None)."""
+  metadata = plane.event_metadata[event.metadata_id]
+  for stat in (*event.stats, *metadata.stats):
+    if stat.metadata_id in hlo_op_ids:
+      return stat.str_value or plane.stat_metadata[stat.ref_value].name
+  return f"{_KERNEL}{metadata.name}" if kernels else None
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+  print("\n| " + " | ".join(header) + " |\n|" + " --- |" * len(header))
+  for row in rows:
+    print("| " + " | ".join(map(str, row)) + " |")
 
 
 def main(argv: list[str]) -> None:
@@ -148,16 +160,22 @@ def main(argv: list[str]) -> None:
   kinds: collections.Counter[str] = collections.Counter()
   for (module, _), ps in modules.items():
     kinds[_BLOCK.sub("", module) or "(block top level)"] += ps
-  print("\n| kind of module (all blocks, both directions) | ms | share |\n| --- | --- | --- |")
-  for kind, ps in kinds.most_common():
-    print(f"| {kind} | {ps / 1e9:.1f} | {100 * ps / total:.1f} % |")
-  print("\n| module | direction | ms | share |\n| --- | --- | --- | --- |")
-  for (module, direction), ps in modules.most_common():
-    print(f"| {module} | {direction} | {ps / 1e9:.1f} | {100 * ps / total:.1f} % |")
 
-  print("\n| HLO op | ms | share | source |\n| --- | --- | --- | --- |")
-  for op, ps in collections.Counter(totals).most_common(_TOP.value):
-    print(f"| {op} | {ps / 1e9:.1f} | {100 * ps / total:.1f} % | {sources.get(op, '?')} |")
+  def ms_share(ps: int) -> tuple[str, str]:
+    return f"{ps / 1e9:.1f}", f"{100 * ps / total:.1f} %"
+
+  print_table(
+    ("kind of module (all blocks, both directions)", "ms", "share"),
+    [(kind, *ms_share(ps)) for kind, ps in kinds.most_common()],
+  )
+  print_table(
+    ("module", "direction", "ms", "share"),
+    [(module, direction, *ms_share(ps)) for (module, direction), ps in modules.most_common()],
+  )
+  print_table(
+    ("HLO op", "ms", "share", "source"),
+    [(op, *ms_share(ps), sources.get(op, "?")) for op, ps in totals.most_common(_TOP.value)],
+  )
 
 
 if __name__ == "__main__":

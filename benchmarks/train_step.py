@@ -288,10 +288,11 @@ def main(argv: list[str]) -> None:
       break
   step_s = statistics.median(times)
   if _PROFILE_DIR.value:
-    pathlib.Path(_PROFILE_DIR.value).mkdir(parents=True, exist_ok=True)
+    profile_dir = pathlib.Path(_PROFILE_DIR.value)
+    profile_dir.mkdir(parents=True, exist_ok=True)
     # The module's text names each HLO op's source (metadata op_name), which the trace's events lack.
-    (pathlib.Path(_PROFILE_DIR.value) / "train_step.hlo.txt").write_text(compiled.as_text())
-    with jax.profiler.trace(_PROFILE_DIR.value):
+    (profile_dir / "train_step.hlo.txt").write_text(compiled.as_text())
+    with jax.profiler.trace(profile_dir):
       for _ in range(_PROFILE_STEPS.value):
         state, metrics = compiled(state, batch)
       jax.block_until_ready(metrics)

@@ -4,8 +4,10 @@ Tests that read real data take the `shared_data` fixture (or call `require_real_
 skip with one line saying what to set, and `SLNL_REQUIRE_REAL_DATA=1` turns those skips into failures.
 """
 
+import importlib.util
 import os
 import pathlib
+import types
 
 import jax
 import pytest
@@ -15,6 +17,14 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Compiles dominate CPU test time; a cache shared by the test workers cuts re-compiles.
 jax.config.update("jax_compilation_cache_dir", str(REPO_ROOT / ".jax_cache"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def load_benchmark(name: str) -> types.ModuleType:
+  """The script `benchmarks/<name>.py` as a module (benchmarks are scripts, not a package)."""
+  spec = importlib.util.spec_from_file_location(f"benchmark_{name}", REPO_ROOT / "benchmarks" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def shared_data_dir() -> pathlib.Path:

@@ -2,15 +2,14 @@
 
 import contextlib
 import functools
-import importlib.util
 import math
-import pathlib
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import load_benchmark
 from jax.experimental.pallas import tpu as pltpu
 
 from configs import ntu60_xsub
@@ -264,10 +263,7 @@ def test_bad_settings_are_rejected(field, value, x):
 def test_attention_benchmark_shapes_are_the_models():
   """benchmarks/nonlocal_attention.py derives each block's (kind, G, P, L) from the config by hand; the model,
   traced with every NonLocal call intercepted, must give it exactly those shapes (once per stream)."""
-  path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "nonlocal_attention.py"
-  spec = importlib.util.spec_from_file_location("nonlocal_attention_benchmark", path)
-  benchmark = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(benchmark)
+  benchmark = load_benchmark("nonlocal_attention")
 
   config = ntu60_xsub.get_config()
   seen = []

@@ -1,24 +1,14 @@
 """benchmarks/profile_summary.py: self times, busy lines and module scopes by hand; a real profiled demo step."""
 
-import importlib.util
-import pathlib
 import re
 import subprocess
 import sys
 
 import pytest
+from conftest import REPO_ROOT as REPO
+from conftest import load_benchmark
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _load():
-  spec = importlib.util.spec_from_file_location("profile_summary", REPO / "benchmarks" / "profile_summary.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-summary = _load()
+summary = load_benchmark("profile_summary")
 
 
 def test_self_time_subtracts_only_the_directly_enclosed_events():
