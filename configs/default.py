@@ -36,10 +36,12 @@ def get_config() -> ml_collections.ConfigDict:
   # left -> right vectors (e.g. hips and shoulders) point along +x, before any random or evaluation turn (() = off).
   config.dataset.align_joints = ()
   # Training clips' random view, xyz data only (0: off, the paper's setting): turned about the vertical axis by
-  # U[-deg, deg], tilted about the x axis by U[-deg, deg], scaled by U[1 - range, 1 + range].
+  # U[-deg, deg], tilted about the x axis by U[-deg, deg], scaled by U[1 - range, 1 + range], sheared by a matrix
+  # whose six off-diagonal entries are U[-shear, shear] (AimCLR's and CrosSCLR's shear).
   config.dataset.train_rotation_deg = 0.0
   config.dataset.train_tilt_deg = 0.0
   config.dataset.train_scale_range = 0.0
+  config.dataset.train_shear = 0.0
   # (l1, r1, l2, r2, ...): every left joint's right twin; each training clip mirrored left <-> right (x reflected,
   # the twins swapped) with probability 1/2, PYSKL's `Flip` (() = off).
   config.dataset.train_mirror_pairs = ()
@@ -74,6 +76,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.name = "smfl"  # cross_entropy | focal_loss | smce | smfl
   config.loss.gamma = 2.0
   config.loss.margin = 0.4
+  # eps > 0: (1 - eps) x the loss + eps x the mean over classes of -log p_k, i.e. for CE the cross-entropy against
+  # labels smoothed towards uniform (InfoGCN trains with 0.1); 0: the paper's loss.
+  config.loss.label_smoothing = 0.0
 
   # Optimisation (Sec. 4.1): Adam, L2 5e-4 coupled into the gradient, exponential decay per epoch.
   config.train = ml_collections.ConfigDict()

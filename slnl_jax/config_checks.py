@@ -68,6 +68,8 @@ BEFORE_THE_KEY = {
   "dataset.minmax_normalize": False,
   "dataset.align_joints": (),
   "dataset.train_mirror_pairs": (),
+  "dataset.train_shear": 0.0,
+  "loss.label_smoothing": 0.0,
   "train.ema_decay": 0.0,
 }
 
@@ -112,6 +114,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in ("dataset.train_rotation_deg", "dataset.train_tilt_deg"):
     _real(config, key, 0, 180, low_open=False, high_open=False)
   _real(config, "dataset.train_scale_range", 0, 1, low_open=False, high_open=True)
+  _real(config, "dataset.train_shear", 0, 1, low_open=False, high_open=True)
   center = config.dataset.center_channels
   _require(0 <= center <= channels, "dataset.center_channels", center, f"an integer in [0, {channels}] (the channels)")
   joints = config.dataset.num_joints
@@ -131,6 +134,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     "train_rotation_deg": data.train_rotation_deg != 0,
     "train_tilt_deg": data.train_tilt_deg != 0,
     "train_scale_range": data.train_scale_range != 0,
+    "train_shear": data.train_shear != 0,
   }
   for key, used in xyz_only.items():
     _require(not used or channels >= 3, f"dataset.{key}", data[key], "off for data of fewer than 3 (xyz) channels")
@@ -178,6 +182,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(str(e)) from None
   for key in ("loss.gamma", "loss.margin"):
     _real(config, key, 0, math.inf, low_open=False, high_open=True)
+  _real(config, "loss.label_smoothing", 0, 1, low_open=False, high_open=True)
 
   for key in ("train.batch_size", "train.eval_batch_size", "train.num_epochs", "train.log_every_steps"):
     _integer(config, key, 1)

@@ -184,6 +184,15 @@ def scale_clip(skeleton: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
   return tf.concat([scaled, skeleton[..., 3:]], axis=-1)
 
 
+def shear_clip(skeleton: tf.Tensor, shear: tf.Tensor) -> tf.Tensor:
+  """Applies the 3 x 3 matrix `shear` (ones on its diagonal in use) to the xyz of the persons present about the
+  clip's mean position: xyz' = S (xyz - mean) + mean. A skeleton augmentation of the field (AimCLR, CrosSCLR):
+  an affine view change that turns alone do not make. An absent person stays 0."""
+  weight, mean = _clip_mean(skeleton, 3)
+  sheared = tf.einsum("ij,tmvj->tmvi", shear, skeleton[..., :3] - weight * mean) + weight * mean
+  return tf.concat([sheared, skeleton[..., 3:]], axis=-1)
+
+
 def center_on_joint(skeleton: tf.Tensor, joint: int) -> tf.Tensor:
   """Subtracts the xyz of `joint` of the first person in the first frame from every person present.
 
@@ -215,13 +224,14 @@ def minmax_normalize(skeleton: tf.Tensor) -> tf.Tensor:
 
 
 def augment_view(skeleton: tf.Tensor, key: tf.Tensor, data: ml_collections.ConfigDict) -> tf.Tensor:
-  """The training clip's random view: a mirror image, a turn about y, a tilt about x, then a scale, each drawn
-  by its own key.
+  """The training clip's random view: a mirror image, a turn about y, a tilt about x, a scale, then a shear, each
+  drawn by its own key.
 
   Each draw folds its own number into the example's `key`, so turning one on leaves the crop and the other
   draws as they were: mirrored (`mirror_clip` of `train_mirror_pairs`) with probability 1/2,
   U[-train_rotation_deg, +] about y, U[-train_tilt_deg, +] about x (CTR-GCN draws both in [-60, 60] degrees),
-  a scale U[1 - train_scale_range, 1 + train_scale_range]; all about the clip's mean.
+  a scale U[1 - train_scale_range, 1 + train_scale_range], a shear (`shear_clip`) whose six off-diagonal entries
+  are U[-train_shear, train_shear]; all about the clip's mean.
   """
 
   def uniform(number: int) -> tf.Tensor:
@@ -236,6 +246,11 @@ def augment_view(skeleton: tf.Tensor, key: tf.Tensor, data: ml_collections.Confi
     skeleton = rotate_clip(skeleton, uniform(2) * math.radians(data.train_tilt_deg), "x")
   if data.train_scale_range:
     skeleton = scale_clip(skeleton, 1.0 + uniform(3) * data.train_scale_range)
+  if data.train_shear:
+    off_diagonal = data.train_shear * tf.random.stateless_uniform(
+      [3, 3], tf.random.experimental.stateless_fold_in(key, 5), -1.0, 1.0
+    )
+    skeleton = shear_clip(skeleton, tf.linalg.set_diag(off_diagonal, tf.ones([3])))
   return skeleton
 
 

@@ -19,11 +19,14 @@ are trained jointly with the sum of their losses (the pseudo multi-task loss, Eq
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 import ml_collections
+
+from slnl_jax import config_checks
 
 Array = jax.Array
 LossFn = Callable[[Array, Array], Array]
@@ -94,18 +97,33 @@ def smfl(
   return _reduce(_margin_term(log_pt, margin) - _focal_weight(log_pt, gamma) * log_pt, reduction)
 
 
+def label_smoothed(loss_fn: LossFn, eps: float) -> LossFn:
+  """(1 - eps) loss_fn + eps * mean_k(-log p_k): for CE, the cross-entropy against the labels smoothed towards the
+  uniform distribution, (1 - eps) one_hot + eps / K (Szegedy et al. 2016); for the paper's losses, the same uniform
+  term added to the loss of the true class. Not in the paper."""
+
+  def smoothed(logits: Array, labels: Array) -> Array:
+    uniform = -jnp.mean(jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1), axis=-1)
+    return (1.0 - eps) * loss_fn(logits, labels) + eps * uniform
+
+  return smoothed
+
+
 def get_loss_fn(loss_config: ml_collections.ConfigDict) -> LossFn:
-  """The per-example loss named by `config.loss` (name, gamma, margin)."""
+  """The per-example loss named by `config.loss` (name, gamma, margin), label-smoothed by `label_smoothing`."""
   name = loss_config.name
   if name == "cross_entropy":
-    return cross_entropy
-  if name == "focal_loss":
-    return lambda logits, labels: focal_loss(logits, labels, gamma=loss_config.gamma)
-  if name == "smce":
-    return lambda logits, labels: smce(logits, labels, margin=loss_config.margin)
-  if name == "smfl":
-    return lambda logits, labels: smfl(logits, labels, gamma=loss_config.gamma, margin=loss_config.margin)
-  raise ValueError(f"config.loss.name: unknown loss {name!r}; expected cross_entropy, focal_loss, smce or smfl")
+    loss_fn = cross_entropy
+  elif name == "focal_loss":
+    loss_fn = functools.partial(focal_loss, gamma=loss_config.gamma)
+  elif name == "smce":
+    loss_fn = functools.partial(smce, margin=loss_config.margin)
+  elif name == "smfl":
+    loss_fn = functools.partial(smfl, gamma=loss_config.gamma, margin=loss_config.margin)
+  else:
+    raise ValueError(f"config.loss.name: unknown loss {name!r}; expected cross_entropy, focal_loss, smce or smfl")
+  eps = config_checks.saved_setting(loss_config, "loss.label_smoothing")
+  return label_smoothed(loss_fn, eps) if eps else loss_fn
 
 
 def multitask_loss(

@@ -61,6 +61,8 @@ def test_shipped_configs_are_valid(name, argument):
     ("dataset.train_rotation_deg", -10.0, "a number in [0, 180]"),
     ("dataset.train_tilt_deg", 181.0, "a number in [0, 180]"),
     ("dataset.train_scale_range", 1.0, "a number in [0, 1)"),
+    ("dataset.train_shear", -0.1, "a number in [0, 1)"),
+    ("loss.label_smoothing", 1.0, "a number in [0, 1)"),
     ("dataset.center_joint", 25, "-1 or a joint in [0, 25)"),
     ("dataset.center_joint", -2, "-1 or a joint in [0, 25)"),
     ("dataset.align_joints", (4, 8, 12), "() or (left, right, ...) pairs of joints in [0, 25)"),
@@ -91,6 +93,7 @@ def test_bad_values_name_key_and_range(key, value, allowed):
     ("align_joints", (4, 8)),
     ("train_tilt_deg", 10.0),
     ("train_scale_range", 0.1),
+    ("train_shear", 0.1),
   ],
 )
 def test_view_settings_need_xyz(key, value):

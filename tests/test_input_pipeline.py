@@ -507,6 +507,37 @@ def test_scale_clip_hand_worked():
   assert np.all(scaled[:, 0] == 0.0)
 
 
+def test_shear_clip_hand_worked():
+  skeleton = np.zeros((1, 2, 2, 4), np.float32)
+  skeleton[0, 1, 0] = [1.0, 2.0, 3.0, 0.9]
+  skeleton[0, 1, 1] = [3.0, 4.0, 5.0, 0.9]  # mean (2, 3, 4): offsets -+(1, 1, 1)
+  shear = np.array([[1.0, 0.5, 0.0], [0.0, 1.0, -0.25], [0.1, 0.0, 1.0]], np.float32)
+  sheared = input_pipeline.shear_clip(tf.constant(skeleton), tf.constant(shear)).numpy()
+  # Rows of S times (1, 1, 1): 1.5, 0.75, 1.1 about the mean.
+  expected = skeleton.copy()
+  expected[0, 1, 0, :3] = [2.0 - 1.5, 3.0 - 0.75, 4.0 - 1.1]
+  expected[0, 1, 1, :3] = [2.0 + 1.5, 3.0 + 0.75, 4.0 + 1.1]
+  np.testing.assert_allclose(sheared, expected, atol=1e-6)
+  assert np.all(sheared[:, 0] == 0.0)
+
+
+def test_train_shear_is_one_linear_map_per_clip_within_the_range_and_keeps_the_turn():
+  clip = np.random.default_rng(0).normal(size=(6, 1, 5, 3)).astype(np.float32)  # full rank, unlike _xyz_dataset
+  entries = []
+  for seed in range(20):
+    key = tf.constant([seed, 7], tf.int64)
+    turned = input_pipeline.augment_view(tf.constant(clip), key, _config(train_rotation_deg=30.0).dataset).numpy()
+    data = _config(train_rotation_deg=30.0, train_shear=0.3).dataset
+    sheared = input_pipeline.augment_view(tf.constant(clip), key, data).numpy()
+    rel_a = (turned - turned.mean(axis=(0, 1, 2))).reshape(-1, 3)
+    rel_b = (sheared - sheared.mean(axis=(0, 1, 2))).reshape(-1, 3)
+    shear = np.linalg.lstsq(rel_a, rel_b, rcond=None)[0].T  # rel_b = rel_a S^T
+    np.testing.assert_allclose(rel_a @ shear.T, rel_b, atol=1e-4)  # one linear map of the turned clip
+    np.testing.assert_allclose(np.diag(shear), 1.0, atol=1e-4)
+    entries.extend(shear[~np.eye(3, dtype=bool)])
+  assert np.all(np.abs(entries) <= 0.3 + 1e-4) and np.std(entries) > 0.1
+
+
 def test_center_on_joint_hand_worked():
   # Two frames, persons 0 and 1 present, 2 absent; joint 1 of person 0 in frame 0 is (1, 2, 3); score kept.
   skeleton = np.zeros((2, 3, 2, 4), np.float32)
