@@ -137,7 +137,9 @@ def main(argv: list[str]) -> None:
   if not traces:
     raise SystemExit(f"error: {folder}: no plugins/profile/*/*.xplane.pb (written by train_step.py --profile_dir)")
   hlo_file = folder / "train_step.hlo.txt"
-  sources = op_sources(hlo_file.read_text()) if hlo_file.exists() else {}
+  if not hlo_file.exists():  # without it every op would land in "(loss, optimizer, copies)"
+    raise SystemExit(f"error: {hlo_file}: missing; the ops' modules come from it (train_step.py --profile_dir)")
+  sources = op_sources(hlo_file.read_text())
   planes, lines = read_trace(traces[-1])
   totals: collections.Counter[str] = collections.Counter()
   for events in lines:

@@ -58,18 +58,22 @@ def test_op_sources_reads_instruction_metadata():
   assert summary.op_sources(hlo) == {"fusion.3": "jit(f)/sin", "dot.7": "jit(f)/dot_general"}
 
 
-def test_a_profiled_demo_step_is_broken_down_by_module(tmp_path):
-  """The real path: train_step.py traces the demo's step with jax.profiler, the summary reads the trace."""
-  run = [sys.executable, "benchmarks/train_step.py", "--config=configs/demo.py", "--steps=1", "--profile_steps=1"]
-  result = subprocess.run([*run, f"--profile_dir={tmp_path}"], cwd=REPO, capture_output=True, text=True, check=False)
-  assert result.returncode == 0, result.stderr[-3000:]
-  result = subprocess.run(
-    [sys.executable, "benchmarks/profile_summary.py", f"--profile_dir={tmp_path}", "--top=3"],
+def _summarise(folder, *flags):
+  return subprocess.run(
+    [sys.executable, "benchmarks/profile_summary.py", f"--profile_dir={folder}", *flags],
     cwd=REPO,
     capture_output=True,
     text=True,
     check=False,
   )
+
+
+def test_a_profiled_demo_step_is_broken_down_by_module(tmp_path):
+  """The real path: train_step.py traces the demo's step with jax.profiler, the summary reads the trace."""
+  run = [sys.executable, "benchmarks/train_step.py", "--config=configs/demo.py", "--steps=1", "--profile_steps=1"]
+  result = subprocess.run([*run, f"--profile_dir={tmp_path}"], cwd=REPO, capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  result = _summarise(tmp_path, "--top=3")
   assert result.returncode == 0, result.stderr[-3000:]
   kinds = dict(re.findall(r"^\| ([^|]+?) \| [\d.]+ \| ([\d.]+) % \|$", result.stdout, re.MULTILINE))
   # Every kind of module of the demo's SLnL blocks shows up, and the ops' sources were found: the time left
@@ -82,15 +86,20 @@ def test_a_profiled_demo_step_is_broken_down_by_module(tmp_path):
 
 
 def test_a_folder_without_a_trace_is_one_error_line(tmp_path):
-  result = subprocess.run(
-    [sys.executable, "benchmarks/profile_summary.py", f"--profile_dir={tmp_path}"],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    check=False,
-  )
+  result = _summarise(tmp_path)
   assert result.returncode != 0
   assert f"error: {tmp_path}: no plugins/profile/*/*.xplane.pb" in result.stderr
+
+
+def test_a_trace_without_the_step_hlo_text_is_one_error_line(tmp_path):
+  # Without the HLO text no op could be named: an error, not a table with everything in one row.
+  trace = tmp_path / "plugins" / "profile" / "run" / "host.xplane.pb"
+  trace.parent.mkdir(parents=True)
+  trace.write_bytes(b"")
+  result = _summarise(tmp_path)
+  assert result.returncode != 0
+  assert f"error: {tmp_path / 'train_step.hlo.txt'}: missing" in result.stderr
+  assert result.stderr.count("error:") == 1
 
 
 def test_a_gpu_trace_is_read_from_its_stream_lines(tmp_path):
