@@ -77,7 +77,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.gamma = 2.0
   config.loss.margin = 0.4
   # eps > 0: (1 - eps) x the loss + eps x the mean over classes of -log p_k, i.e. for CE the cross-entropy against
-  # labels smoothed towards uniform (InfoGCN trains with 0.1); 0: the paper's loss.
+  # labels smoothed towards uniform (InfoGCN trains with 0.1); the evaluation's reported loss too; 0: the paper's.
   config.loss.label_smoothing = 0.0
 
   # Optimisation (Sec. 4.1): Adam, L2 5e-4 coupled into the gradient, exponential decay per epoch.
