@@ -40,7 +40,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from slnl_jax import config_checks, evaluation, file_lock, steps, train, visualize
+from slnl_jax import checkpointing, config_checks, evaluation, file_lock, steps, train, visualize
 
 RESULT_FILE = "result.json"
 ApplyPreset = Callable[[ml_collections.ConfigDict, str], ml_collections.ConfigDict]
@@ -270,6 +270,8 @@ def run_once(
 ) -> dict:
   """Trains one variant/seed unless `workdir/result.json` exists; returns that file's content.
 
+  `artifacts` in it names the folder of `workdir` whose confusion matrix belongs to its top-1 (`run_confusion`).
+
   The result is the last evaluation in `workdir/metrics.jsonl` once it is at the final step; a run stopped
   earlier (SIGTERM) raises, and rerunning resumes it. `wall_s` is the time this tool spent training it
   (summed over resumptions). A run trained with another config is never reused (`check_same_config`). A
@@ -286,7 +288,8 @@ def run_once(
     result = json.loads(result_path.read_text())
     if _scored_with(result, workdir) != scoring:
       evaluate_fn(config, workdir)
-      result = {**result, **_final_eval(workdir, "checkpoint_eval", result["step"]), "eval": scoring}
+      rescored = _final_eval(workdir, "checkpoint_eval", result["step"])
+      result = {**result, **rescored, "eval": scoring, "artifacts": "checkpoint_eval"}
       evaluation.write_atomic(result_path, json.dumps(result, indent=2) + "\n")
     return result
   workdir.mkdir(parents=True, exist_ok=True)
@@ -296,7 +299,7 @@ def run_once(
   wall_s = time.perf_counter() - start + (float(spent_path.read_text()) if spent_path.exists() else 0.0)
   evaluation.write_atomic(spent_path, f"{wall_s}\n")
   last = _final_eval(workdir, "eval", _total_steps(config, workdir))
-  result = {**last, "seed": config.seed, "wall_s": wall_s, "eval": scoring}
+  result = {**last, "seed": config.seed, "wall_s": wall_s, "eval": scoring, "artifacts": "eval"}
   evaluation.write_atomic(result_path, json.dumps(result, indent=2) + "\n")
   return result
 
@@ -317,6 +320,51 @@ def _final_eval(workdir: pathlib.Path, split: str, total: int) -> dict[str, floa
     f"{workdir}: training stopped {where}, before its final step {total} (preempted?); run the same command "
     "again to resume it"
   )
+
+
+def run_confusion(workdir: pathlib.Path, result: Mapping) -> np.ndarray | None:
+  """The (K, K) confusion matrix (rows = true class) of the evaluation whose top-1 `result` (the run's
+  result.json) reports: `workdir/<result["artifacts"]>/confusion_matrix.npy`, or, for a result written before
+  that key, whichever of eval/ and checkpoint_eval/ scores that top-1. None when there is no such file, its
+  accuracy is not the reported top-1 (overwritten since, e.g. by a --mode=eval with other settings) or the two
+  candidates disagree: never a matrix of another evaluation."""
+  splits = [result["artifacts"]] if "artifacts" in result else ["eval", "checkpoint_eval"]
+  found = []
+  for split in splits:
+    path = workdir / split / "confusion_matrix.npy"
+    if path.exists():
+      confusion = np.load(path)
+      total = confusion.sum()
+      if total and abs(np.trace(confusion) / total - result["top1"]) < 0.5 / total:
+        found.append(confusion)
+  if not found or any(not np.array_equal(found[0], other) for other in found[1:]):
+    return None
+  return found[0]
+
+
+def confused_pairs(confusion: np.ndarray, top: int = 3) -> list[tuple[int, int, int]]:
+  """The `top` most frequent errors of a confusion matrix as (true class, predicted class, count), most first
+  (ties by class order)."""
+  errors = confusion * (1 - np.eye(len(confusion), dtype=confusion.dtype))
+  order = np.argsort(-errors, axis=None, kind="stable")[:top]
+  pairs = [(int(i), int(j), int(errors[i, j])) for i, j in zip(*np.unravel_index(order, errors.shape), strict=True)]
+  return [pair for pair in pairs if pair[2] > 0]
+
+
+def _class_names(workdir: pathlib.Path, num_classes: int) -> list[str]:
+  """The class names saved with the run's latest checkpoint, else the class indices."""
+  info = None
+  try:
+    checkpoints = checkpointing.Checkpointer(workdir / "checkpoints", create=False)
+    try:
+      step = checkpoints.latest_step()
+      info = checkpoints.model_info(step) if step is not None else None
+    finally:
+      checkpoints.close()
+  except checkpointing.CheckpointError:
+    pass  # no readable checkpoint: the indices
+  names = (info or {}).get("class_names")
+  return list(names) if names and len(names) == num_classes else [str(k) for k in range(num_classes)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -511,6 +559,15 @@ def render_report(report: Mapping, image_dir: str = "", level: int = 1) -> list[
   for study, rows in _tables(report).items():
     lines += ["", f"{head}# {_title(report, study)}", "", markdown_table(rows), "", paper_choice_sentence(rows)]
     lines += ["", f"![{study}]({image_dir}{study}.png)"]
+  errors = report.get("errors")  # reports written before it have none
+  if errors:
+    names = errors["class_names"]
+    lines += ["", f"{head}# Where the errors are (summed over the seeds)", ""]
+    lines += ["| variant | run | errors / test clips | most confused: true -> predicted (count) |", "|---|---|---|---|"]
+    for row in errors["rows"]:
+      pairs = "; ".join(f"{names[i]} -> {names[j]} ({n})" for i, j, n in row["pairs"])
+      lines.append(f"| {row['label']} | `{row['key']}` | {row['errors']} / {row['clips']} | {pairs} |")
+    lines += ["", f"![confusion matrix of `{errors['confusion_key']}`]({image_dir}confusion_matrix.png)"]
   curve = report["learning_curve"]
   lines += ["", f"{head}# Learning curve (`{curve['key']}`, seed {curve['seed']})", ""]
   lines += [
@@ -521,6 +578,42 @@ def render_report(report: Mapping, image_dir: str = "", level: int = 1) -> list[
   return [*lines, f"![learning curve]({image_dir}learning_curve.png)"]
 
 
+def _errors(
+  tables: Mapping[str, Sequence[Row]], root: pathlib.Path, seeds: Sequence[int], key: str, path: pathlib.Path
+) -> dict:
+  """Each variant's errors summed over seeds and its most confused classes; `path` the summed confusion matrix
+  of run `key` (the full model). A variant with a seed whose matrix is unknown (`run_confusion`) is left out."""
+  labels = {}
+  for rows in tables.values():
+    for row in rows:
+      labels.setdefault(row.key, row.label)
+  summed = {}
+  for run in labels:
+    matrices = []
+    for seed in seeds:
+      workdir = root / "runs" / run / f"seed_{seed}"
+      matrices.append(run_confusion(workdir, json.loads((workdir / RESULT_FILE).read_text())))
+    if all(m is not None for m in matrices):
+      summed[run] = np.sum(matrices, axis=0)
+  if not summed:
+    path.unlink(missing_ok=True)
+    return {}
+  shown = key if key in summed else next(iter(summed))
+  names = _class_names(root / "runs" / shown / f"seed_{seeds[0]}", len(summed[shown]))
+  visualize.plot_confusion_matrix(summed[shown], names, path)
+  rows = [
+    {
+      "label": labels[run],
+      "key": run,
+      "errors": int(matrix.sum() - np.trace(matrix)),
+      "clips": int(matrix.sum()),
+      "pairs": confused_pairs(matrix),
+    }
+    for run, matrix in summed.items()
+  ]
+  return {"class_names": names, "confusion_key": shown, "rows": rows}
+
+
 def write_report(
   tables: Mapping[str, Sequence[Row]],
   root: pathlib.Path,
@@ -529,14 +622,16 @@ def write_report(
   seeds: Sequence[int],
   curve_key: str,
 ) -> pathlib.Path:
-  """Writes `out_dir/results.md` and `results.json`, one `<study>.png` per study and `learning_curve.png`.
+  """Writes `out_dir/results.md` and `results.json`, one `<study>.png` per study, `learning_curve.png` and
+  `confusion_matrix.png` (the full model's, summed over the seeds).
 
   The plots of studies a reused `out_dir` held before and this report lacks are deleted.
 
   `root` holds the runs (`root/runs/...`). The learning curve is that of run `curve_key` (the base config,
   i.e. the full model) at the first seed, or of the first row when no table contains that run.
   `results.json` holds everything results.md shows: {"command", "seeds", "chain": true, "studies": {study:
-  [row, ...]}, "learning_curve": {"key", "seed"}}, each row `Row`'s fields plus its "mean" and "std".
+  [row, ...]}, "learning_curve": {"key", "seed"}, "errors": {"class_names", "confusion_key", "rows": [{"label",
+  "key", "errors", "clips", "pairs"}, ...]}}, each study row `Row`'s fields plus its "mean" and "std".
   """
   out_dir.mkdir(parents=True, exist_ok=True)
   for study in (TITLES.keys() | EARLIER_TITLES.keys()) - tables.keys():  # a reused report dir shows only these
@@ -555,6 +650,7 @@ def write_report(
     "chain": True,  # the studies are the chain's (reports before it had one-factor studies: EARLIER_TITLES)
     "studies": studies,
     "learning_curve": {"key": key, "seed": seeds[0]},
+    "errors": _errors(tables, root, seeds, key, out_dir / "confusion_matrix.png"),
   }
   (out_dir / "results.json").write_text(json.dumps(report, indent=2) + "\n")
   path = out_dir / "results.md"

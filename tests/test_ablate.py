@@ -10,10 +10,12 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from configs import ablations, msr_action3d
 from slnl_jax import ablation
+from slnl_jax.data import msr_action3d as msr_classes
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -271,6 +273,50 @@ def test_a_rescoring_of_an_earlier_checkpoint_is_refused(tmp_path, monkeypatch):
     ablation.run_study(crops, ["endpoints"], [0], tmp_path, ablations.apply, _never_train, evaluate_earlier)
 
 
+def test_confused_pairs_by_hand():
+  confusion = np.array([[5, 2, 0], [4, 6, 1], [0, 2, 9]])
+  assert ablation.confused_pairs(confusion) == [(1, 0, 4), (0, 1, 2), (2, 1, 2)]  # ties in class order
+  assert ablation.confused_pairs(np.diag([3, 4])) == []  # no errors, no pairs
+
+
+def _artifacts(workdir, split, confusion):
+  (workdir / split).mkdir(parents=True, exist_ok=True)
+  np.save(workdir / split / "confusion_matrix.npy", np.asarray(confusion))
+
+
+def test_run_confusion_is_the_matrix_of_the_reported_evaluation_or_none(tmp_path):
+  trained, rescored = [[3, 1], [0, 4]], [[4, 0], [1, 3]]  # top-1 7/8 both, different errors
+  _artifacts(tmp_path, "eval", trained)
+  _artifacts(tmp_path, "checkpoint_eval", rescored)
+  np.testing.assert_array_equal(ablation.run_confusion(tmp_path, {"top1": 0.875, "artifacts": "eval"}), trained)
+  np.testing.assert_array_equal(
+    ablation.run_confusion(tmp_path, {"top1": 0.875, "artifacts": "checkpoint_eval"}), rescored
+  )
+  # A file whose accuracy is not the reported top-1 (overwritten since) is not used.
+  assert ablation.run_confusion(tmp_path, {"top1": 0.75, "artifacts": "eval"}) is None
+  # A result written before "artifacts": whichever scores its top-1; two that do and disagree: unknown.
+  assert ablation.run_confusion(tmp_path, {"top1": 0.875}) is None
+  _artifacts(tmp_path, "checkpoint_eval", [[2, 2], [0, 4]])
+  np.testing.assert_array_equal(ablation.run_confusion(tmp_path, {"top1": 0.875}), trained)
+  assert ablation.run_confusion(tmp_path / "missing", {"top1": 0.875}) is None
+
+
+def test_the_errors_section_names_the_classes(tmp_path):
+  report = _report(
+    "python tools/ablate.py A", {"chain": [("B1", "k0", 0.8, 0.84, 10), ("full", "k1", 0.86, 0.88, 20)]}, "k1"
+  )
+  report["errors"] = {
+    "class_names": ["walk", "run", "sit"],
+    "confusion_key": "k1",
+    "rows": [{"label": "full", "key": "k1", "errors": 7, "clips": 50, "pairs": [[1, 0, 4], [2, 1, 3]]}],
+  }
+  lines = ablation.render_report(report, "img/")
+  assert "| full | `k1` | 7 / 50 | run -> walk (4); sit -> run (3) |" in lines
+  assert "![confusion matrix of `k1`](img/confusion_matrix.png)" in lines
+  del report["errors"]  # a report written before the section
+  assert not any("errors" in line for line in ablation.render_report(report))
+
+
 def test_unknown_study_is_named(tmp_path):
   with pytest.raises(ValueError, match="unknown study 'lossy'"):
     ablation.run_study(msr_action3d.get_config(), ["lossy"], [0], tmp_path, ablations.apply, _never_train)
@@ -310,9 +356,18 @@ def test_tiny_real_study_end_to_end(tmp_path, shared_data, monkeypatch):
   assert [r["top1_by_seed"] for r in stored["studies"]["endpoints"]] == [
     {"0": r.top1_by_seed[0]} for r in tables["endpoints"]
   ]
-  for name in ("endpoints.png", "learning_curve.png"):
+  for name in ("endpoints.png", "learning_curve.png", "confusion_matrix.png"):
     assert (root / "report" / name).read_bytes()[:8] == PNG_MAGIC
   assert not (root / "report" / "loss.png").exists()
+  # The errors: each run's confusion matrix from its own eval/ folder, the class names from its checkpoint.
+  errors = stored["errors"]
+  assert errors["class_names"] == list(msr_classes.CLASSES)
+  for row, table_row in zip(errors["rows"], tables["endpoints"], strict=True):
+    assert row["key"] == table_row.key
+    assert row["errors"] == round(row["clips"] * (1 - table_row.top1_by_seed[0]))
+    confusion = np.load(root / "runs" / row["key"] / "seed_0" / "eval" / "confusion_matrix.npy")
+    assert row["pairs"][0][2] == (confusion - np.diag(np.diag(confusion))).max()
+  assert "## Where the errors are (summed over the seeds)" in text
 
   # Finished runs are reused as they are; an unfinished one is an error that says how to resume.
   again = ablation.run_study(config, ["endpoints"], [0], root, ablations.apply, _never_train)
