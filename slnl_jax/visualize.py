@@ -320,7 +320,7 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str] | None, pat
   ax_acc.set_xlim(0.0, 1.0)
   ax_acc.set_xlabel("accuracy")
   mean = np.nanmean(accuracy) if np.isfinite(accuracy).any() else float("nan")
-  ax_acc.set_title(f"Per-class accuracy (mean {mean:.3f})")
+  ax_acc.set_title(f"Per-class accuracy\n(mean {mean:.3f})")  # one line ran past the figure
   if labelled:
     for ax in (ax_cm, ax_acc):
       ax.set_yticks(rows, names, fontsize=7)
