@@ -561,13 +561,21 @@ def render_report(report: Mapping, image_dir: str = "", level: int = 1) -> list[
     lines += ["", f"![{study}]({image_dir}{study}.png)"]
   errors = report.get("errors")  # reports written before it have none
   if errors:
-    names = errors["class_names"]
     lines += ["", f"{head}# Where the errors are (summed over the seeds)", ""]
-    lines += ["| variant | run | errors / test clips | most confused: true -> predicted (count) |", "|---|---|---|---|"]
-    for row in errors["rows"]:
-      pairs = "; ".join(f"{names[i]} -> {names[j]} ({n})" for i, j, n in row["pairs"])
-      lines.append(f"| {row['label']} | `{row['key']}` | {row['errors']} / {row['clips']} | {pairs} |")
-    lines += ["", f"![confusion matrix of `{errors['confusion_key']}`]({image_dir}confusion_matrix.png)"]
+    if errors.get("rows"):
+      names = errors["class_names"]
+      lines += [
+        "| variant | run | errors / test clips | most confused: true -> predicted (count) |",
+        "|---|---|---|---|",
+      ]
+      for row in errors["rows"]:
+        pairs = "; ".join(f"{names[i]} -> {names[j]} ({n})" for i, j, n in row["pairs"])
+        lines.append(f"| {row['label']} | `{row['key']}` | {row['errors']} / {row['clips']} | {pairs} |")
+    if errors["missing"]:
+      runs = ", ".join(f"`{run}`" for run in errors["missing"])
+      lines += ["", f"Not shown, a seed's confusion matrix of the reported evaluation being unknown: {runs}."]
+    if errors.get("rows"):
+      lines += ["", f"![confusion matrix of `{errors['confusion_key']}`]({image_dir}confusion_matrix.png)"]
   curve = report["learning_curve"]
   lines += ["", f"{head}# Learning curve (`{curve['key']}`, seed {curve['seed']})", ""]
   lines += [
@@ -595,9 +603,10 @@ def _errors(
       matrices.append(run_confusion(workdir, json.loads((workdir / RESULT_FILE).read_text())))
     if all(m is not None for m in matrices):
       summed[run] = np.sum(matrices, axis=0)
+  missing = [run for run in labels if run not in summed]
   if not summed:
     path.unlink(missing_ok=True)
-    return {}
+    return {"missing": missing}
   shown = key if key in summed else next(iter(summed))
   names = _class_names(root / "runs" / shown / f"seed_{seeds[0]}", len(summed[shown]))
   visualize.plot_confusion_matrix(summed[shown], names, path)
@@ -611,7 +620,7 @@ def _errors(
     }
     for run, matrix in summed.items()
   ]
-  return {"class_names": names, "confusion_key": shown, "rows": rows}
+  return {"class_names": names, "confusion_key": shown, "rows": rows, "missing": missing}
 
 
 def write_report(
@@ -631,7 +640,8 @@ def write_report(
   i.e. the full model) at the first seed, or of the first row when no table contains that run.
   `results.json` holds everything results.md shows: {"command", "seeds", "chain": true, "studies": {study:
   [row, ...]}, "learning_curve": {"key", "seed"}, "errors": {"class_names", "confusion_key", "rows": [{"label",
-  "key", "errors", "clips", "pairs"}, ...]}}, each study row `Row`'s fields plus its "mean" and "std".
+  "key", "errors", "clips", "pairs"}, ...], "missing": [key, ...]}}, each study row `Row`'s fields plus its "mean"
+  and "std".
   """
   out_dir.mkdir(parents=True, exist_ok=True)
   for study in (TITLES.keys() | EARLIER_TITLES.keys()) - tables.keys():  # a reused report dir shows only these

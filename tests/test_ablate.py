@@ -309,10 +309,16 @@ def test_the_errors_section_names_the_classes(tmp_path):
     "class_names": ["walk", "run", "sit"],
     "confusion_key": "k1",
     "rows": [{"label": "full", "key": "k1", "errors": 7, "clips": 50, "pairs": [[1, 0, 4], [2, 1, 3]]}],
+    "missing": ["k0"],
   }
   lines = ablation.render_report(report, "img/")
   assert "| full | `k1` | 7 / 50 | run -> walk (4); sit -> run (3) |" in lines
+  assert "Not shown, a seed's confusion matrix of the reported evaluation being unknown: `k0`." in lines
   assert "![confusion matrix of `k1`](img/confusion_matrix.png)" in lines
+  report["errors"] = {"missing": ["k0", "k1"]}  # none known: no table, no picture, but said
+  lines = ablation.render_report(report, "img/")
+  assert "Not shown, a seed's confusion matrix of the reported evaluation being unknown: `k0`, `k1`." in lines
+  assert not any("confusion_matrix.png" in line or "errors / test clips" in line for line in lines)
   del report["errors"]  # a report written before the section
   assert not any("errors" in line for line in ablation.render_report(report))
 
@@ -367,7 +373,7 @@ def test_tiny_real_study_end_to_end(tmp_path, shared_data, monkeypatch):
     assert row["errors"] == round(row["clips"] * (1 - table_row.top1_by_seed[0]))
     confusion = np.load(root / "runs" / row["key"] / "seed_0" / "eval" / "confusion_matrix.npy")
     assert row["pairs"][0][2] == (confusion - np.diag(np.diag(confusion))).max()
-  assert "## Where the errors are (summed over the seeds)" in text
+  assert "## Where the errors are (summed over the seeds)" in text and errors["missing"] == []
 
   # Finished runs are reused as they are; an unfinished one is an error that says how to resume.
   again = ablation.run_study(config, ["endpoints"], [0], root, ablations.apply, _never_train)
