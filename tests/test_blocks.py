@@ -5,7 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import load_benchmark
 
+from configs import ntu60_xsub
+from slnl_jax import models, steps
 from slnl_jax.models import LocalBlock, NonLocal, SLnLBlock
 from slnl_jax.models.blocks import CONV_KERNEL_GRADS, conv_matmul_kernel_grad
 
@@ -147,3 +150,25 @@ def test_matmul_kernel_grad_conv_rejects_strides():
   x = np.zeros((1, 4, 4, 2), np.float32)
   with pytest.raises(NotImplementedError, match="stride 1"):
     nn.Conv(3, (3, 3), strides=2, conv_general_dilated=conv_matmul_kernel_grad).init(jax.random.PRNGKey(0), x)
+
+
+def test_convolution_benchmark_shapes_are_the_models():
+  """benchmarks/local_convolutions.py derives each block's convolutions from the config by hand; the model, traced
+  with every local convolution intercepted, must give it exactly those shapes (once per stream)."""
+  benchmark = load_benchmark("local_convolutions")
+  config = ntu60_xsub.get_config()
+  seen = []
+
+  def record(next_fun, args, kwargs, context):
+    module = context.module
+    if isinstance(module, nn.Conv) and module.name.startswith("conv_") and context.method_name == "__call__":
+      n, t, v, c = args[0].shape
+      seen.append((module.name.removeprefix("conv_"), n, t, v, c, module.features, tuple(module.kernel_size)))
+    return next_fun(*args, **kwargs)
+
+  model = models.create_model(config)
+  with nn.intercept_methods(record):
+    jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros(steps.input_shape(config, 3)), train=False))
+  expected = [shape[1:] for shape in benchmark.conv_shapes(config, 3)]
+  assert len(expected) == 3 * len(config.model.channels)
+  assert sorted(seen) == sorted(expected * benchmark.STREAMS)
