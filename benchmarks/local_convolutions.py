@@ -14,7 +14,6 @@ peak `train_step.py` prints: benchmarks/README.md has the figures, and PyTorch's
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import jax
@@ -23,10 +22,9 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
+from nonlocal_attention import STREAMS, best_time  # a sibling script: benchmarks/ is sys.path[0] when run
 
 from slnl_jax.models import blocks
-
-STREAMS = 2  # the position and the velocity stream run the same blocks
 
 
 def conv_shapes(config: ml_collections.ConfigDict, batch_size: int) -> list[tuple]:
@@ -44,16 +42,6 @@ def conv_shapes(config: ml_collections.ConfigDict, batch_size: int) -> list[tupl
     if (block + 1) % model.pool_every == 0 and block + 1 < len(model.channels):
       frames, joints = frames // 2, joints // 2
   return shapes
-
-
-def best_time(fn: Callable[..., tuple], *args: jax.Array, repeats: int) -> float:
-  jax.block_until_ready(fn(*args))  # compile
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return min(times)
 
 
 def forward_backward(conv: Callable[..., jax.Array], with_kernel: bool) -> Callable[..., tuple]:

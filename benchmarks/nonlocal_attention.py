@@ -64,7 +64,7 @@ def cudnn_attention(query: jax.Array, key: jax.Array, value: jax.Array) -> jax.A
   return jax.nn.dot_product_attention(*heads, scale=1.0, implementation="cudnn")[:, :, 0]
 
 
-def best_time(fn: Callable[..., jax.Array], *args: jax.Array, repeats: int) -> float:
+def best_time(fn: Callable[..., object], *args: jax.Array, repeats: int) -> float:
   jax.block_until_ready(fn(*args))  # compile
   times = []
   for _ in range(repeats):

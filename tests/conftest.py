@@ -7,6 +7,7 @@ skip with one line saying what to set, and `SLNL_REQUIRE_REAL_DATA=1` turns thos
 import importlib.util
 import os
 import pathlib
+import sys
 import types
 
 import jax
@@ -20,7 +21,11 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
 def load_benchmark(name: str) -> types.ModuleType:
-  """The script `benchmarks/<name>.py` as a module (benchmarks are scripts, not a package)."""
+  """The script `benchmarks/<name>.py` as a module (benchmarks are scripts, not a package; their folder goes on
+  sys.path, as it is when one runs, so that they can import each other)."""
+  folder = str(REPO_ROOT / "benchmarks")
+  if folder not in sys.path:
+    sys.path.append(folder)
   spec = importlib.util.spec_from_file_location(f"benchmark_{name}", REPO_ROOT / "benchmarks" / f"{name}.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
