@@ -51,10 +51,7 @@ def forward_backward(conv: Callable[..., jax.Array], with_kernel: bool) -> Calla
     return conv(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
   def run(x: jax.Array, kernel: jax.Array, d_out: jax.Array) -> tuple:
-    if with_kernel:
-      y, vjp = jax.vjp(apply, x, kernel)
-      return y, *vjp(d_out)
-    y, vjp = jax.vjp(lambda x: apply(x, kernel), x)
+    y, vjp = jax.vjp(apply, x, kernel) if with_kernel else jax.vjp(lambda x: apply(x, kernel), x)
     return y, *vjp(d_out)
 
   return jax.jit(run)

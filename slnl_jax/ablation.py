@@ -40,7 +40,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from slnl_jax import checkpointing, config_checks, evaluation, file_lock, steps, train, visualize
+from slnl_jax import checkpointing, config_checks, evaluation, file_lock, inference, steps, train, visualize
 
 RESULT_FILE = "result.json"
 ApplyPreset = Callable[[ml_collections.ConfigDict, str], ml_collections.ConfigDict]
@@ -352,18 +352,17 @@ def confused_pairs(confusion: np.ndarray, top: int = 3) -> list[tuple[int, int, 
 
 
 def _class_names(workdir: pathlib.Path, num_classes: int) -> list[str]:
-  """The class names saved with the run's latest checkpoint, else the class indices."""
-  info = None
+  """The class names of the run's latest checkpoint (`inference.checkpoint_info`), else the class indices."""
+  names = None
   try:
     checkpoints = checkpointing.Checkpointer(workdir / "checkpoints", create=False)
     try:
       step = checkpoints.latest_step()
-      info = checkpoints.model_info(step) if step is not None else None
+      names = inference.checkpoint_info(checkpoints, step, workdir)["class_names"] if step is not None else None
     finally:
       checkpoints.close()
   except checkpointing.CheckpointError:
     pass  # no readable checkpoint: the indices
-  names = (info or {}).get("class_names")
   return list(names) if names and len(names) == num_classes else [str(k) for k in range(num_classes)]
 
 

@@ -209,7 +209,7 @@ class Predictor:
     checkpoints = checkpointing.Checkpointer(workdir / "checkpoints", create=False)
     try:
       step = checkpoints.find_step(checkpoint)
-      info = checkpoints.model_info(step) or _info_from_workdir(workdir, checkpoints.directory / str(step))
+      info = checkpoint_info(checkpoints, step, workdir)
       config = ml_collections.ConfigDict(info["config"])
       init = functools.partial(models.create_model(config).init, train=False)
       abstract = jax.eval_shape(init, jax.random.PRNGKey(0), jnp.zeros(steps.input_shape(config)))
@@ -342,6 +342,12 @@ def _probabilities_fn(
     return probs.reshape(len(views), skeleton.shape[0], probs.shape[-1]).mean(axis=0)
 
   return probabilities
+
+
+def checkpoint_info(checkpoints: checkpointing.Checkpointer, step: int, workdir: pathlib.Path) -> dict[str, Any]:
+  """Model config and class names of checkpoint `step` of `workdir`: those stored with it, else (a checkpoint
+  that predates them) `_info_from_workdir`'s."""
+  return checkpoints.model_info(step) or _info_from_workdir(workdir, checkpoints.directory / str(step))
 
 
 def _info_from_workdir(workdir: pathlib.Path, checkpoint: pathlib.Path) -> dict[str, Any]:

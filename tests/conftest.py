@@ -23,10 +23,10 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 def load_benchmark(name: str) -> types.ModuleType:
   """The script `benchmarks/<name>.py` as a module (benchmarks are scripts, not a package; their folder goes on
   sys.path, as it is when one runs, so that they can import each other)."""
-  folder = str(REPO_ROOT / "benchmarks")
-  if folder not in sys.path:
-    sys.path.append(folder)
-  spec = importlib.util.spec_from_file_location(f"benchmark_{name}", REPO_ROOT / "benchmarks" / f"{name}.py")
+  folder = REPO_ROOT / "benchmarks"
+  if str(folder) not in sys.path:
+    sys.path.append(str(folder))
+  spec = importlib.util.spec_from_file_location(f"benchmark_{name}", folder / f"{name}.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
