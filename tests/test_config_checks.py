@@ -29,12 +29,21 @@ def _load(name: str, argument: str | None = None):
     ("ntu120_xset", None),
     ("kinetics", None),
     ("nw_ucla", None),
+    ("nw_ucla", "paper"),
     ("nw_ucla_cpu", None),
     ("ablations", "msr_action3d,fa_none"),
   ],
 )
 def test_shipped_configs_are_valid(name, argument):
   config_checks.validate(_load(name, argument))
+
+
+def test_nw_ucla_paper_size_is_the_papers_network():
+  # Sec. 4.1: K = 10 coordinate systems, six blocks of 64-64-128-128-256-256 channels; M1 = 3 as for NTU cross-view.
+  paper = _load("nw_ucla", "paper").model
+  assert (paper.num_systems, tuple(paper.channels), paper.num_slnl_blocks) == (10, (64, 64, 128, 128, 256, 256), 3)
+  with pytest.raises(ValueError, match="unknown N-UCLA size 'big'"):
+    _load("nw_ucla", "big")
 
 
 @pytest.mark.parametrize(
