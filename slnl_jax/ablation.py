@@ -194,13 +194,15 @@ def _total_steps(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> in
   return steps.total_steps(config, train.load_data(config, workdir).num_train)
 
 
-# Settings that do not change what a run computes: where data lives, how often it logs and checkpoints, the
-# evaluation batch (its metrics are sums over the real examples).
+# Settings that do not change what a run computes: where data lives, how often it logs, evaluates and checkpoints
+# (evaluation draws nothing from the training randomness), the evaluation batch (its metrics are sums over the real
+# examples).
 NOT_COMPARED = frozenset(
   {
     "dataset.data_dir",
     "dataset.manual_dir",
     "train.log_every_steps",
+    "train.eval_every_epochs",
     "train.checkpoint_every_steps",
     "train.keep_checkpoints",
     "train.keep_best_checkpoints",

@@ -205,10 +205,12 @@ def test_a_run_of_another_config_is_never_reused(tmp_path):
   ):
     ablation.run_study(base, ["endpoints"], [0], tmp_path, ablations.apply, _never_train)
 
-  # Where the data lives does not matter, nor a setting the code gained after the run was trained (a result
-  # without its evaluation settings was scored with those of config.json, and with one crop: eval_clips = 1).
+  # Where the data lives and how often the run evaluated do not matter, nor a setting the code gained after the
+  # run was trained (a result without its evaluation settings was scored with those of config.json, and with one
+  # crop: eval_clips = 1).
   stored["train"]["num_epochs"] = base.train.num_epochs
   stored["dataset"]["manual_dir"] = "/elsewhere"
+  stored["train"]["eval_every_epochs"] = base.train.eval_every_epochs + 7
   del stored["model"]["conv_kernel_grad"]
   del stored["dataset"]["eval_clips"], stored["dataset"]["eval_turns"], stored["dataset"]["align_joints"]
   (run / "config.json").write_text(json.dumps(stored))
