@@ -27,14 +27,14 @@ test: lint
 
 # docs/results.md: the paper's chain (Baseline1 -> 2 -> 3 -> full model) on N-UCLA cross-view
 # (configs/nw_ucla_cpu.py) and on MSR Action3D (configs/msr_action3d_cpu.py), 3 seeds each; on N-UCLA, Tables 3-5 at
-# 3 seeds (the chain's runs reused), and the chain's two ends with twice the epochs (configs/nw_ucla.py, the schedule
-# that won on nw_ucla/view_val); then the page from the reports. About 2 h 20 min on 2 CPU cores with the chains and seed-0
-# tables run side by side (2026-12-04), plus about 70 min for the 120-epoch ends, 25 min for Table 3's seeds 1-2 and about 1 h for
-# Tables 4-5's (two, then three processes sharing the runs); finished runs are reused, so it is resumable. The MSR
-# one-factor reports were measured before the chain (commit 30bad21, about 5 hours) and are shown as they are, not
-# rerun: docs/results_intro.md says what they measured. The N-UCLA runs are scored with configs/nw_ucla.py's 25
-# evaluation views (5 crops x 5 turns): when those settings changed, this target rescored every finished run from
-# its final checkpoint (54 runs, 15 minutes) instead of training it again.
+# 3 seeds (the chain's runs reused), and the chain's two ends with twice the epochs (configs/nw_ucla.py, the
+# schedule that won on nw_ucla/view_val); then the page from the reports. About 2 h 20 min on 2 CPU cores with the
+# chains and seed-0 tables run side by side (2026-12-04), plus about 70 min for the 120-epoch ends, 25 min for Table
+# 3's seeds 1-2 and about 1 h for Tables 4-5's (two, then three processes sharing the runs); finished runs are
+# reused, so it is resumable. The MSR one-factor reports were measured before the chain (commit 30bad21, about 5
+# hours) and are shown as they are, not rerun: docs/results_intro.md says what they measured. The N-UCLA runs are
+# scored with configs/nw_ucla.py's 25 evaluation views (5 crops x 5 turns): when those settings changed, this target
+# rescored every finished run from its final checkpoint (54 runs, 15 minutes) instead of training it again.
 SEEDS ?= 3
 NWU := N-UCLA cross-view: the chain
 NWU_LONG := N-UCLA cross-view, 120 epochs: the chain's ends
