@@ -21,8 +21,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import app, flags
-from ml_collections import config_flags
-from nonlocal_attention import STREAMS, best_time  # a sibling script: benchmarks/ is sys.path[0] when run
+from nonlocal_attention import (  # a sibling script: benchmarks/ is sys.path[0] when run
+  STREAMS,
+  best_time,
+  define_shape_flags,
+  shape_flags,
+)
 
 from slnl_jax.models import blocks
 
@@ -59,21 +63,17 @@ def forward_backward(conv: Callable[..., jax.Array], with_kernel: bool) -> Calla
 
 def define_flags() -> None:
   """The command line's flags; defined only when run as a script, so that tests can import `conv_shapes`."""
-  config_flags.DEFINE_config_file("config", "configs/ntu60_xsub.py", "Model/data config.")
-  flags.DEFINE_integer("batch_size", None, "Batch size (default: config.train.batch_size).")
+  define_shape_flags()
   flags.DEFINE_list("kernel_grads", ["xla", "matmul"], f"Kernel gradients, among {sorted(blocks.CONV_KERNEL_GRADS)}.")
-  flags.DEFINE_integer("repeats", 3, "Timed runs of each function; the fastest is printed.")
 
 
 def main(argv: list[str]) -> None:
   del argv
   args = flags.FLAGS
-  config = args.config
-  batch_size = args.batch_size or config.train.batch_size
+  config, batch_size = shape_flags()
   variants = {"fwd+dx": forward_backward(jax.lax.conv_general_dilated, with_kernel=False)}
   for name in args.kernel_grads:
     variants[f"+dw {name}"] = forward_backward(blocks.CONV_KERNEL_GRADS[name], with_kernel=True)
-  print(f"{jax.device_count()} x {jax.devices()[0].device_kind}, batch {batch_size}, {STREAMS} streams")
   header = "".join(f"{name:>22}" for name in variants)
   print(f"{'block':>5} {'kind':<16} {'N':>4} {'T':>4} {'V':>4} {'C_in':>5} {'C_out':>5} {'kernel':>6}{header}")
   rng = np.random.default_rng(0)

@@ -74,24 +74,36 @@ def best_time(fn: Callable[..., object], *args: jax.Array, repeats: int) -> floa
   return min(times)
 
 
-def define_flags() -> None:
-  """The command line's flags; defined only when run as a script, so that tests can import `attention_shapes`."""
+def define_shape_flags() -> None:
+  """--config, --batch_size and --repeats, the flags of every per-block benchmark (this one, local_convolutions)."""
   config_flags.DEFINE_config_file("config", "configs/ntu60_xsub.py", "Model/data config.")
   flags.DEFINE_integer("batch_size", None, "Batch size (default: config.train.batch_size).")
+  flags.DEFINE_integer("repeats", 3, "Timed runs of each function; the fastest is printed.")
+
+
+def shape_flags() -> tuple[ml_collections.ConfigDict, int]:
+  """The parsed config and batch size of `define_shape_flags`; prints the devices and the batch."""
+  config = flags.FLAGS.config
+  batch_size = flags.FLAGS.batch_size or config.train.batch_size
+  print(f"{jax.device_count()} x {jax.devices()[0].device_kind}, batch {batch_size}, {STREAMS} streams")
+  return config, batch_size
+
+
+def define_flags() -> None:
+  """The command line's flags; defined only when run as a script, so that tests can import `attention_shapes`."""
+  define_shape_flags()
   flags.DEFINE_list(
     "impls", ["chunked"], f"Implementations, among {sorted([*nonlocal_attention.ATTENTIONS, 'cudnn'])}."
   )
   flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "dtype of the query, key and value.")
   flags.DEFINE_list("query_chunks", [], "Query-row chunk sizes for `chunked` (default: its own).")
   flags.DEFINE_list("kinds", [], "Non-local kinds (default: config.model.nonlocal_kinds).")
-  flags.DEFINE_integer("repeats", 3, "Timed runs of each function; the fastest is printed.")
 
 
 def main(argv: list[str]) -> None:
   del argv
   args = flags.FLAGS
-  config = args.config
-  batch_size = args.batch_size or config.train.batch_size
+  config, batch_size = shape_flags()
   kinds = args.kinds or list(config.model.nonlocal_kinds)
   variants: dict[str, Callable[..., jax.Array]] = {}
   for name in args.impls:
@@ -102,7 +114,6 @@ def main(argv: list[str]) -> None:
       variants[name] = cudnn_attention
     else:
       variants[name] = nonlocal_attention.ATTENTIONS[name]
-  print(f"{jax.device_count()} x {jax.devices()[0].device_kind}, batch {batch_size}, {STREAMS} streams")
   print(f"{'block':>5} {'kind':<16} {'G':>6} {'P':>5} {'L':>4} {'impl':<14} {'fwd':>9} {'fwd+bwd':>9} {'GFLOP/s':>8}")
   rng = np.random.default_rng(0)
   totals = dict.fromkeys(variants, 0.0)
