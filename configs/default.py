@@ -88,6 +88,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.learning_rate = 1e-3
   config.train.weight_decay = 5e-4
   config.train.lr_decay = 0.98  # per epoch
+  config.train.optimizer = "adam"  # the paper's; "sgd": Nesterov momentum, the GCN papers' (CTR-GCN, PYSKL)
+  config.train.momentum = 0.9  # sgd only
+  config.train.warmup_epochs = 0  # > 0: the learning rate ramps up linearly over these first epochs
   # > 0: evaluate, checkpoint-select and export moving averages of the weights (steps.ema_update); 0: the weights.
   config.train.ema_decay = 0.0
   config.train.log_every_steps = 50

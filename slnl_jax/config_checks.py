@@ -59,6 +59,8 @@ def num_pools(model: ml_collections.ConfigDict) -> int:
   return sum((i + 1) % model.pool_every == 0 and i + 1 < blocks for i in range(blocks))
 
 
+OPTIMIZERS = ("adam", "sgd")
+
 # The value each setting had before the code gained it: a config saved earlier (a workdir's config.json, which
 # Predictor and tools/ablate.py read) lacks the key and computed as this value says.
 BEFORE_THE_KEY = {
@@ -71,6 +73,9 @@ BEFORE_THE_KEY = {
   "dataset.train_shear": 0.0,
   "loss.label_smoothing": 0.0,
   "train.ema_decay": 0.0,
+  "train.optimizer": "adam",
+  "train.momentum": 0.9,
+  "train.warmup_epochs": 0,
 }
 
 
@@ -195,6 +200,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _real(config, "train.weight_decay", 0, math.inf, low_open=False, high_open=True)
   _real(config, "train.lr_decay", 0, 1, low_open=True, high_open=False)
   _real(config, "train.ema_decay", 0, 1, low_open=False, high_open=True)
+  optimizer = config.train.optimizer
+  _require(optimizer in OPTIMIZERS, "train.optimizer", optimizer, f"one of {OPTIMIZERS}")
+  _real(config, "train.momentum", 0, 1, low_open=False, high_open=True)
+  _integer(config, "train.warmup_epochs", 0)
   try:
     sharding.check_batch_size(config.train.batch_size)
     sharding.check_batch_size(config.train.eval_batch_size, "config.train.eval_batch_size")

@@ -5,6 +5,8 @@ device mesh (slnl_jax/sharding.py); `jax.jit` compiles the pure `train_step` / `
 so one CPU, one GPU, a TPU slice and several hosts run the same code. Optimisation follows the paper: Adam
 with an L2 penalty added to the gradient (coupled weight decay, as in Adam with `weight_decay`), learning
 rate decayed by `lr_decay` after every epoch, and the sum of the three heads' losses (Eq. 17-18).
+`train.optimizer="sgd"` swaps Adam for the GCN papers' Nesterov momentum SGD (same L2, same schedule), and
+`train.warmup_epochs` ramps the learning rate up over the first epochs as they do.
 
 The dropout key is `fold_in(state.rng, state.step)`, a function of the checkpointed state, so a run resumed
 at any step continues bit-exactly.
@@ -93,22 +95,35 @@ def last_epoch(step: int, steps_per_epoch: int) -> int:
 
 
 def create_learning_rate_fn(config: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
-  """lr * lr_decay ** epoch, constant within an epoch (Sec. 4.1)."""
-  return optax.exponential_decay(
+  """lr * lr_decay ** epoch, constant within an epoch (Sec. 4.1), times min(1, (epoch + 1) / warmup_epochs)."""
+  decay = optax.exponential_decay(
     init_value=config.train.learning_rate,
     transition_steps=steps_per_epoch,
     decay_rate=config.train.lr_decay,
     staircase=True,
   )
+  warmup = config.train.warmup_epochs
+  if not warmup:
+    return decay
+
+  def schedule(step):
+    epoch = step // steps_per_epoch
+    return decay(step) * jnp.minimum(1.0, (epoch + 1) / warmup)
+
+  return schedule
 
 
 def create_optimizer(
   config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule
 ) -> optax.GradientTransformation:
-  """Adam on the gradient plus weight_decay * params (the paper's L2 weight decay, coupled)."""
+  """Adam (or Nesterov SGD) on the gradient plus weight_decay * params (the paper's L2 weight decay, coupled)."""
+  if config.train.optimizer == "sgd":
+    direction = optax.trace(decay=config.train.momentum, nesterov=True)
+  else:
+    direction = optax.scale_by_adam()
   return optax.chain(
     optax.add_decayed_weights(config.train.weight_decay),
-    optax.scale_by_adam(),
+    direction,
     optax.scale_by_learning_rate(learning_rate_fn),
   )
 

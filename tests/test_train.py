@@ -66,6 +66,32 @@ def test_optimizer_is_adam_on_gradient_plus_l2():
   np.testing.assert_allclose(params["w"], p, rtol=1e-5)
 
 
+def test_sgd_is_nesterov_momentum_on_gradient_plus_l2():
+  """Two steps against a hand-written Nesterov SGD (PyTorch's form) whose gradient includes weight_decay * params."""
+  config = tiny_config()
+  config.train.optimizer, config.train.momentum = "sgd", 0.9
+  config.train.learning_rate, config.train.weight_decay = 0.1, 0.5
+  tx = steps.create_optimizer(config, lambda step: config.train.learning_rate)
+  params = {"w": jnp.array([1.0, -2.0, 0.5])}
+  opt_state = tx.init(params)
+  p, buf = np.array([1.0, -2.0, 0.5]), np.zeros(3)
+  for g in [np.array([0.3, 0.0, -1.0]), np.array([-0.2, 0.4, 0.1])]:
+    updates, opt_state = tx.update({"w": jnp.asarray(g)}, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    g = g + 0.5 * p
+    buf = 0.9 * buf + g
+    p = p - 0.1 * (g + 0.9 * buf)
+  np.testing.assert_allclose(params["w"], p, rtol=1e-5)
+
+
+def test_warmup_ramps_the_decayed_rate_over_the_first_epochs():
+  config = tiny_config()
+  config.train.learning_rate, config.train.lr_decay, config.train.warmup_epochs = 0.1, 0.9, 4
+  schedule = steps.create_learning_rate_fn(config, steps_per_epoch=10)
+  for step, epoch in [(0, 0), (9, 0), (10, 1), (35, 3), (40, 4), (75, 7)]:
+    np.testing.assert_allclose(schedule(step), 0.1 * 0.9**epoch * min(1, (epoch + 1) / 4), rtol=1e-6)
+
+
 def test_learning_rate_decays_once_per_epoch():
   config = tiny_config()
   config.train.learning_rate, config.train.lr_decay = 1e-3, 0.98
