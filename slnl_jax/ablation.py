@@ -35,7 +35,6 @@ from collections.abc import Callable, Mapping, Sequence
 
 import ml_collections
 import numpy as np
-from flax import traverse_util
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
@@ -144,17 +143,13 @@ def variant_config(
   return config
 
 
-def _flat(config: ml_collections.ConfigDict) -> dict[str, object]:
-  return traverse_util.flatten_dict(json.loads(config.to_json_best_effort()), sep=".")
-
-
 class StudyError(Exception):
   """A run the study cannot use as it stands; the message names its directory and what to do."""
 
 
 def config_diff(config: ml_collections.ConfigDict, base: ml_collections.ConfigDict) -> dict[str, object]:
   """Every setting of `config` that differs from `base`, except the seed and `NOT_COMPARED` (flat keys)."""
-  wanted, reference = _flat(config), _flat(base)
+  wanted, reference = config_checks.flat_settings(config), config_checks.flat_settings(base)
   skip = _NOT_KEYED | {"seed"}
   return {k: v for k, v in sorted(wanted.items()) if k not in skip and (k not in reference or reference[k] != v)}
 
@@ -194,28 +189,9 @@ def _total_steps(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> in
   return steps.total_steps(config, train.load_data(config, workdir).num_train)
 
 
-# Settings that do not change what a run computes: where data lives, how often it logs, evaluates and checkpoints
-# (evaluation draws nothing from the training randomness), the evaluation batch (its metrics are sums over the real
-# examples).
-NOT_COMPARED = frozenset(
-  {
-    "dataset.data_dir",
-    "dataset.manual_dir",
-    "train.log_every_steps",
-    "train.eval_every_epochs",
-    "train.checkpoint_every_steps",
-    "train.keep_checkpoints",
-    "train.keep_best_checkpoints",
-    "train.eval_batch_size",
-  }
-)
-# Settings that only change how the final checkpoint is scored. A run is keyed and reused without them; when
-# they differ from those its result.json was scored with, the final checkpoint is evaluated again (no training).
-EVAL_SETTINGS = ("dataset.eval_crop", "dataset.eval_clips", "dataset.eval_turns")
+NOT_COMPARED = config_checks.NOT_COMPARED
+EVAL_SETTINGS = config_checks.EVAL_SETTINGS
 _NOT_KEYED = NOT_COMPARED | frozenset(EVAL_SETTINGS)  # neither in a run's key nor compared with its config.json
-# config_checks.BEFORE_THE_KEY as config.json stores it (tuples as lists), for runs whose config.json predates a
-# setting: e.g. a run trained before `align_joints` existed did not align its clips.
-_BEFORE_THE_KEY = json.loads(json.dumps(config_checks.BEFORE_THE_KEY))
 
 
 def _pick_eval_settings(flat: Mapping[str, object]) -> dict[str, object]:
@@ -224,16 +200,7 @@ def _pick_eval_settings(flat: Mapping[str, object]) -> dict[str, object]:
 
 def eval_settings(config: ml_collections.ConfigDict) -> dict[str, object]:
   """`config`'s `EVAL_SETTINGS` by flat key, as result.json records them."""
-  return _pick_eval_settings(_flat(config))
-
-
-def _stored_config(workdir: pathlib.Path) -> dict[str, object] | None:
-  """The run's config.json (written by `train.train_and_evaluate`) as flat keys, a setting it predates at the value
-  it had before (`_BEFORE_THE_KEY`); None if there is none."""
-  path = workdir / "config.json"
-  if not path.exists():
-    return None
-  return {**_BEFORE_THE_KEY, **traverse_util.flatten_dict(json.loads(path.read_text()), sep=".")}
+  return _pick_eval_settings(config_checks.flat_settings(config))
 
 
 def _scored_with(result: Mapping, workdir: pathlib.Path) -> dict[str, object] | None:
@@ -241,7 +208,7 @@ def _scored_with(result: Mapping, workdir: pathlib.Path) -> dict[str, object] | 
   config.json); None if unknown."""
   if "eval" in result:
     return result["eval"]
-  stored = _stored_config(workdir)
+  stored = config_checks.read_saved_config(workdir)
   return None if stored is None else _pick_eval_settings(stored)
 
 
@@ -252,18 +219,14 @@ def check_same_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) 
   --workdir with another base (epochs, lr decay, T, ...) would otherwise reuse or resume runs of the old one.
   Compared: every setting present both in `config` and in the run's `config.json` (written by
   `train.train_and_evaluate`) except `NOT_COMPARED`; a setting the code gained after the run was trained is
-  compared with the value it had before (`_BEFORE_THE_KEY`) where that is known, else not compared.
+  compared with the value it had before (`config_checks.BEFORE_THE_KEY`) where that is known, else not compared.
 
   Raises:
     StudyError: naming each setting that differs, with both values.
   """
-  stored = _stored_config(workdir)
-  if stored is None:
-    return
-  wanted = _flat(config)
-  differ = sorted(k for k in stored.keys() & wanted.keys() - _NOT_KEYED if stored[k] != wanted[k])
+  differ = config_checks.changed_settings(config, workdir, _NOT_KEYED)
   if differ:
-    changes = "; ".join(f"{k} = {stored[k]!r} there, {wanted[k]!r} now" for k in differ)
+    changes = "; ".join(differ)
     raise StudyError(f"{workdir} was trained with another config ({changes}): give this study its own --workdir")
 
 

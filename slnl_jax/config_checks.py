@@ -8,10 +8,13 @@ is read. Config files therefore raise `ConfigError`, which passes through unchan
 
 from __future__ import annotations
 
+import json
 import math
+import pathlib
 from typing import Any
 
 import ml_collections
+from flax import traverse_util
 
 
 class ConfigError(Exception):
@@ -77,6 +80,69 @@ BEFORE_THE_KEY = {
   "train.momentum": 0.9,
   "train.warmup_epochs": 0,
 }
+
+
+# Settings that do not change what a run computes: where data lives, how often it logs, evaluates and checkpoints
+# (evaluation draws nothing from the training randomness), the evaluation batch (its metrics are sums over the real
+# examples).
+NOT_COMPARED = frozenset(
+  {
+    "dataset.data_dir",
+    "dataset.manual_dir",
+    "train.log_every_steps",
+    "train.eval_every_epochs",
+    "train.checkpoint_every_steps",
+    "train.keep_checkpoints",
+    "train.keep_best_checkpoints",
+    "train.eval_batch_size",
+  }
+)
+# Settings that only change how a checkpoint is scored.
+EVAL_SETTINGS = ("dataset.eval_crop", "dataset.eval_clips", "dataset.eval_turns")
+# What a run may be resumed with other values of: the above and where it stops (the learning rate is a function
+# of the epoch, not of the run's length, so a longer run repeats the shorter one's steps).
+RESUMABLE = NOT_COMPARED | frozenset(EVAL_SETTINGS) | {"train.num_epochs", "train.max_steps"}
+
+
+def flat_settings(config: ml_collections.ConfigDict) -> dict[str, object]:
+  """`config` as config.json stores it (tuples as lists), by flat key ("train.batch_size")."""
+  return traverse_util.flatten_dict(json.loads(config.to_json_best_effort()), sep=".")
+
+
+def read_saved_config(workdir: pathlib.Path) -> dict[str, object] | None:
+  """A run's config.json (written by `train.train_and_evaluate`) by flat key, a setting it predates at the value it
+  had before (`BEFORE_THE_KEY`); None if there is none."""
+  path = workdir / "config.json"
+  if not path.exists():
+    return None
+  before = json.loads(json.dumps(BEFORE_THE_KEY))
+  return {**before, **traverse_util.flatten_dict(json.loads(path.read_text()), sep=".")}
+
+
+def changed_settings(config: ml_collections.ConfigDict, workdir: pathlib.Path, ignore: frozenset[str]) -> list[str]:
+  """`key = <saved> there, <config's> now` for each setting, but `ignore`, that `config` and `workdir`'s config.json
+  both hold with different values (a setting the code gained after the run: compared with `BEFORE_THE_KEY`'s)."""
+  saved = read_saved_config(workdir)
+  if saved is None:
+    return []
+  wanted = flat_settings(config)
+  differ = sorted(k for k in saved.keys() & wanted.keys() - ignore if saved[k] != wanted[k])
+  return [f"{k} = {saved[k]!r} there, {wanted[k]!r} now" for k in differ]
+
+
+def check_resumable(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+  """Raises `ConfigError` if `workdir` holds checkpoints of a run trained with other settings than `config`
+  (but `RESUMABLE`): resuming would continue it under settings its config.json does not record."""
+  checkpoints = workdir / "checkpoints"
+  if not (checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())):
+    return
+  differ = changed_settings(config, workdir, RESUMABLE)
+  if differ:
+    raise ConfigError(
+      f"{workdir} holds a run trained with other settings ({'; '.join(differ)}): resume it with the settings of "
+      f"{workdir / 'config.json'}, give this run its own --workdir, or move that file aside to go on from the "
+      "run's checkpoints under the new settings"
+    )
 
 
 def saved_setting(section: ml_collections.ConfigDict, key: str) -> Any:

@@ -84,7 +84,7 @@ def _check_finite(metrics: Mapping[str, Any], step: int, checkpoints: checkpoint
     raise NonFiniteLossError(
       f"non-finite training loss at step {step}: {'; '.join(problems)}. Training stopped without "
       f"saving this step; {where or 'no checkpoint was saved yet'}. Lower config.train.learning_rate, or use "
-      "config.dtype='float32'."
+      "config.dtype='float32' (to go on from that checkpoint with them, move the workdir's config.json aside)."
     )
 
 
@@ -169,6 +169,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  config_checks.check_resumable(config, workdir)
   if jax.process_index() == 0:
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
   sharding.check_batch_size(config.train.batch_size)

@@ -332,6 +332,28 @@ def test_resume_is_bit_exact(synthetic_config, tmp_path, ema_decay):
   assert train_losses == [r["loss"] for r in records if r["split"] == "train"]
 
 
+def test_resuming_with_other_settings_is_refused(synthetic_config, tmp_path):
+  """A workdir with checkpoints resumes only under the settings it was trained with (but where it stops, how it is
+  evaluated and logged); a refusal names each setting with both values and leaves config.json as it was."""
+  config = synthetic_config.copy_and_resolve_references()
+  config.train.max_steps = 2
+  train.train_and_evaluate(config, tmp_path)
+  saved = (tmp_path / "config.json").read_text()
+  other = config.copy_and_resolve_references()
+  other.train.learning_rate = 2e-3
+  other.model.channels = (8, 16)
+  with pytest.raises(ConfigError) as refused:
+    train.train_and_evaluate(other, tmp_path)
+  assert "model.channels = [8, 8] there, [8, 16] now; train.learning_rate = 0.001 there, 0.002 now" in str(
+    refused.value
+  )
+  assert (tmp_path / "config.json").read_text() == saved
+  longer = config.copy_and_resolve_references()
+  longer.train.max_steps, longer.train.num_epochs, longer.dataset.eval_clips = 3, 5, 2
+  train.train_and_evaluate(longer, tmp_path)
+  assert json.loads((tmp_path / "config.json").read_text())["train"]["max_steps"] == 3
+
+
 @pytest.mark.parametrize("log_every_steps", [1, 100])
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_config, tmp_path, monkeypatch, log_every_steps):
   """A NaN in the velocity head's loss at step 5 names step and head; checkpoint 4 stays the latest.
