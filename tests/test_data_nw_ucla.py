@@ -148,7 +148,9 @@ def _records(builder, split):
   return {r["name"].decode(): r for r in tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False))}
 
 
-@pytest.mark.parametrize(("config", "train_views", "test_view"), [("cross_view", (1, 2), 3), ("view_val", (1,), 2)])
+@pytest.mark.parametrize(
+  ("config", "train_views", "test_view"), [("cross_view", (1, 2), 3), ("view_val", (1,), 2), ("view_val2", (2,), 1)]
+)
 def test_builder_splits_and_report(subset, tmp_path, config, train_views, test_view):
   raw, names = subset
   builder = builders.build(f"nw_ucla/{config}", manual_dir=raw, data_dir=tmp_path)

@@ -17,7 +17,7 @@ Builders and their `manual_dir` (searched recursively, so any unpacking depth wo
   kinetics_skeleton          kinetics_train/, kinetics_val/ (one JSON per clip),
                              kinetics_{train,val}_label.json, label_name.txt (ST-GCN repo)
   msr_action3d/cross_subject `aXX_sYY_eZZ_skeleton3D.txt` (odd subjects train, even test)
-  nw_ucla/{cross_view,view_val}  `aAA_sSS_eEE_vVV.json` (CTR-GCN's all_sqe/; views 1+2 / 3, or 1 / 2)
+  nw_ucla/{cross_view,view_val,view_val2}  `aAA_sSS_eEE_vVV.json` (CTR-GCN's all_sqe/; views 1+2 / 3, 1 / 2, 2 / 1)
   synthetic_skeleton/{xsub,xview}  `*.skeleton` written by `synthetic.write_dataset` (NTU splits)
   custom_skeleton            train.npz + test.npz, or ST-GCN train_data.npy/train_label.pkl +
                              val_data.npy/val_label.pkl (see `arrays`); shape and classes from data
@@ -654,14 +654,15 @@ class NwUcla(_SkeletonBuilder):
   """Northwestern-UCLA (Kinect v1, 20 joints, one person), 1,484 sequences in CTR-GCN's JSON layout.
 
   `cross_view` is the literature's protocol (views 1 + 2 train: 1,020; view 3 tests: 464). `view_val` trains
-  on view 1 and tests on view 2, for choosing settings without view 3; its view-3 files are listed as
-  excluded from its test split, so the report still accounts for every file.
+  on view 1 and tests on view 2, for choosing settings without view 3, and `view_val2` the other way round; their
+  view-3 files are listed as excluded from the test split, so the report still accounts for every file.
   """
 
   name = "nw_ucla"
   BUILDER_CONFIGS: ClassVar[list[tfds.core.BuilderConfig]] = [
     tfds.core.BuilderConfig(name="cross_view", description="Views 1 and 2 train (1,020), view 3 tests (464)."),
     tfds.core.BuilderConfig(name="view_val", description="Validation: view 1 trains (516), view 2 tests (504)."),
+    tfds.core.BuilderConfig(name="view_val2", description="Its second fold: view 2 trains (504), view 1 tests (516)."),
   ]
   SHAPE = (1, nw_ucla.NUM_JOINTS, nw_ucla.NUM_CHANNELS)
   CLASS_NAMES = nw_ucla.CLASSES

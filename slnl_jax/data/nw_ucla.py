@@ -38,8 +38,8 @@ CLASSES = (
 )  # fmt: skip
 
 NAME_RE = re.compile(r"a(\d{2})_s(\d{2})_e(\d{2})_v(\d{2})")
-TRAIN_VIEWS = {"cross_view": (1, 2), "view_val": (1,)}  # protocol -> training views
-TEST_VIEW = {"cross_view": 3, "view_val": 2}  # protocol -> the view it tests on
+TRAIN_VIEWS = {"cross_view": (1, 2), "view_val": (1,), "view_val2": (2,)}  # protocol -> training views
+TEST_VIEW = {"cross_view": 3, "view_val": 2, "view_val2": 1}  # protocol -> the view it tests on
 
 
 def parse_name(name: str) -> dict[str, int] | None:
@@ -54,7 +54,8 @@ def split_of(view: int, protocol: str = "cross_view") -> str | None:
   """The split of a view under `protocol`: "train", "test", or None (a view the protocol does not use).
 
   `cross_view` is the literature's protocol (views 1 + 2 train, view 3 tests); `view_val` trains on view 1 and
-  tests on view 2, a validation protocol for choosing settings without ever looking at view 3.
+  tests on view 2, a validation protocol for choosing settings without ever looking at view 3; `view_val2` is
+  its second fold (view 2 trains, view 1 tests).
   """
   if view in TRAIN_VIEWS[protocol]:
     return "train"
