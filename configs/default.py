@@ -51,6 +51,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.num_joints_out = 64  # N' of the skeleton transformer
   config.model.num_systems = 10  # K oblique coordinate systems
+  # False (an ablation, not the paper): the V input joints' coordinates go straight to frequency attention.
+  config.model.transform_network = True
   config.model.frequency_attention = "residual"  # none | amplitude | shared | dependent | residual
   config.model.fa_reduction = 16  # lambda, the FC bottleneck ratio of frequency attention
   config.model.channels = (64, 64, 128, 128, 256, 256)

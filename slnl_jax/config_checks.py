@@ -76,6 +76,7 @@ BEFORE_THE_KEY = {
   "dataset.train_shear": 0.0,
   "loss.label_smoothing": 0.0,
   "train.ema_decay": 0.0,
+  "model.transform_network": True,
   "train.optimizer": "adam",
   "train.momentum": 0.9,
   "train.warmup_epochs": 0,

@@ -155,6 +155,17 @@ def test_intermediates_paths_and_shapes(forward, variables):
     assert "nonlocal_spatio_temporal" not in inter["block_1"]
 
 
+def test_without_the_transform_network_the_input_joints_reach_frequency_attention():
+  """The ablation `transform_network=False`: no transform parameters, and rFA's masks span the V input joints."""
+  model = create_model(_tiny_config(transform_network=False))
+  variables = _random_variables(model, (B, M, T, V, C))
+  _, state = model.apply(variables, _clips(5), train=False, mutable=["intermediates"])
+  for stream in ("position_stream", "velocity_stream"):
+    assert "transform" not in variables["params"][stream]
+    (mask,) = state["intermediates"][stream]["frequency_attention"]["fa_mask_cos"]
+    assert mask.shape == (B * M, T, V)
+
+
 def test_variants_share_the_parameter_tree_and_agree(forward, variables):
   x = _clips(6)
   reference, _ = forward(variables, x)

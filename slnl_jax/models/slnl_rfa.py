@@ -4,7 +4,8 @@ Input: a batch of clips, channels-last (B, M, T, V, C) = (batch, persons, frames
 absent from a clip is zero-padded (all zeros). Each stream sees every person as its own example (persons share
 the weights), and computes
 
-  data BN over the V*C channels -> transform network (Sec. 3.1) -> frequency attention (Sec. 3.2)
+  data BN over the V*C channels -> transform network (Sec. 3.1; `transform_network=False` skips it, an
+  ablation) -> frequency attention (Sec. 3.2)
   -> M1 SLnL blocks + M2 local blocks (Fig. 3), a 2x2 max-pool after every `pool_every` blocks
   -> global average pooling over frames x joints.
 
@@ -52,6 +53,7 @@ class Architecture(nn.Module):
 
   num_joints_out: int = 64
   num_systems: int = 10
+  transform_network: bool = True
   frequency_attention: str = "residual"
   fa_reduction: int = 16
   channels: tuple[int, ...] = (64, 64, 128, 128, 256, 256)
@@ -81,7 +83,8 @@ class Stream(Architecture):
     # "Data BN": normalise each (joint, coordinate) channel over examples and frames; in float32 whatever the
     # compute dtype, since raw coordinates and small velocities lose digits in bfloat16 before normalisation.
     x = batch_norm(train, jnp.float32, "data_bn")(x.reshape(b, t, v * c)).reshape(b, t, v, c).astype(self.dtype)
-    x = TransformNetwork(self.num_joints_out, self.num_systems, self.dtype, name="transform")(x)
+    if self.transform_network:
+      x = TransformNetwork(self.num_joints_out, self.num_systems, self.dtype, name="transform")(x)
     x = FrequencyAttention(self.frequency_attention, self.fa_reduction, self.dtype, name="frequency_attention")(x)
     slnl_block, local_block = SLnLBlock, LocalBlock
     if self.remat:
