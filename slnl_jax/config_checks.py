@@ -1,5 +1,6 @@
 """The config checked once at start-up: every error is one `error:` line naming the key and the allowed range.
-Also the values derived from a config that several modules share (`num_pools`, `eval_views`).
+Also the values derived from a config that several modules share (`num_pools`, `eval_views`), and a config
+compared with the one a run saved (`changed_settings`; `check_resumable` before a run resumes).
 
 ml_collections re-raises a ValueError or TypeError from a config file as `type(e)(message)` (which loses
 the message, or fails for exception types that need more arguments) and defers an OSError until the config
