@@ -54,7 +54,7 @@ def load_data(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Data:
   )
   class_names = list(builder.info.features["label"].names)
   if len(class_names) != data.num_classes:
-    raise ValueError(
+    raise config_checks.ConfigError(
       f"dataset {data.name!r} has {len(class_names)} classes but config.dataset.num_classes is {data.num_classes}"
     )
   return Data(
@@ -97,6 +97,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (
   config_checks.ConfigError,
   NonFiniteLossError,
   builders.StaleBuildError,
+  builders.UnknownDatasetError,
+  builders.DataNotFoundError,
 )
 
 

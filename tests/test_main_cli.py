@@ -198,3 +198,19 @@ def test_a_bad_checkpoint_flag_is_one_line(raw_dir, tmp_path):
     command(tmp_path, raw_dir, "--mode=eval", "--checkpoint=abc"), cwd=REPO_ROOT, capture_output=True, text=True
   )
   assert _one_error_line(result) == "error: flag --checkpoint=abc: must be 'best', 'latest' or a number"
+
+
+@pytest.mark.parametrize(
+  ("override", "expected"),
+  [
+    ("--config.dataset.name=nw_ucla/view_3", "error: 'nw_ucla/view_3': unknown config 'view_3' of nw_ucla; expected"),
+    ("--config.dataset.name=msr_action3d/cross_subject", "error: msr_action3d/cross_subject is not built in "),
+    ("--config.dataset.num_classes=7", "error: dataset 'synthetic_skeleton/xsub' has 8 classes but config.dataset"),
+  ],
+)
+def test_data_the_config_cannot_reach_is_one_line(raw_dir, tmp_path, override, expected):
+  """A mistyped dataset, no data where the config points, or another class count: one line, before training."""
+  data = [f"--config.dataset.data_dir={tmp_path / 'tfds'}", f"--config.dataset.manual_dir={tmp_path / 'no_raw'}"]
+  args = command(tmp_path, raw_dir, *data, override)
+  result = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+  assert _one_error_line(result).startswith(expected)

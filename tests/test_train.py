@@ -384,7 +384,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_config, tmp
 def test_load_data_checks_the_class_count(synthetic_config, tmp_path):
   config = synthetic_config.copy_and_resolve_references()
   config.dataset.num_classes = 9
-  with pytest.raises(ValueError, match=r"has 8 classes but config\.dataset\.num_classes is 9"):
+  with pytest.raises(ConfigError, match=r"has 8 classes but config\.dataset\.num_classes is 9"):
     train.load_data(config, tmp_path)
 
 

@@ -77,6 +77,14 @@ class StaleBuildError(ValueError):
   """A built dataset was made from other files than the ones in `manual_dir` now."""
 
 
+class UnknownDatasetError(ValueError):
+  """A dataset name ("dataset[/config]") no builder has; the message lists the known ones."""
+
+
+class DataNotFoundError(FileNotFoundError):
+  """Neither a build nor the raw files a build needs are where the config points; the message says what to put where."""
+
+
 @dataclasses.dataclass(frozen=True)
 class _Input:
   """One raw input (a file, or an array file's row), with its split or the reason to exclude it."""
@@ -143,7 +151,7 @@ def _find_one(root: pathlib.Path, name: str, *, directory: bool = False) -> path
   if len(found) != 1:
     kind = "folder" if directory else "file"
     problem = "no" if not found else f"{len(found)} ({', '.join(map(str, found[:3]))})"
-    raise FileNotFoundError(f"expected one {kind} {name!r} under {root}, found {problem}")
+    raise DataNotFoundError(f"expected one {kind} {name!r} under {root}, found {problem}")
   return found[0]
 
 
@@ -555,7 +563,7 @@ into manual_dir.
     for layout in (npz, stgcn):
       if all(p is None or p.is_file() for pair in layout.values() for p in pair):
         return layout
-    raise FileNotFoundError(
+    raise DataNotFoundError(
       f"{root} holds neither train.npz + test.npz nor train_data.npy, train_label.pkl, val_data.npy, val_label.pkl"
     )
 
@@ -712,17 +720,19 @@ def _parse_name(name: str) -> tuple[type[_SkeletonBuilder], str | None]:
   """The builder and config of "dataset[/config]"; the config must be one of the builder's (never a path)."""
   dataset, _, config = name.partition("/")
   if dataset not in BUILDERS:
-    raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(BUILDERS)}")
+    raise UnknownDatasetError(f"unknown dataset {dataset!r}; expected one of {sorted(BUILDERS)}")
   cls = BUILDERS[dataset]
   if not config:
     return cls, None
   if cls is CustomSkeleton:
     if not _CUSTOM_NAME.fullmatch(config) or ".." in config:
-      raise ValueError(f"{name!r}: expected custom_skeleton/NAME, NAME of letters, digits and _ + - . (not a path)")
+      raise UnknownDatasetError(
+        f"{name!r}: expected custom_skeleton/NAME, NAME of letters, digits and _ + - . (not a path)"
+      )
   elif not cls.BUILDER_CONFIGS:
-    raise ValueError(f"{name!r}: {dataset} has no configs; use {dataset!r}")
+    raise UnknownDatasetError(f"{name!r}: {dataset} has no configs; use {dataset!r}")
   elif config not in (names := [c.name for c in cls.BUILDER_CONFIGS]):
-    raise ValueError(f"{name!r}: unknown config {config!r} of {dataset}; expected one of {names}")
+    raise UnknownDatasetError(f"{name!r}: unknown config {config!r} of {dataset}; expected one of {names}")
   return cls, config
 
 
@@ -759,7 +769,8 @@ def build(
 
   Raises:
     StaleBuildError: the dataset in `data_dir` was built from another folder with other files.
-    FileNotFoundError: the dataset is not built and `manual_dir` is missing or empty.
+    UnknownDatasetError: no builder has `name`.
+    DataNotFoundError: the dataset is not built and `manual_dir` is missing, empty or lacks a file it needs.
   """
   cls, config = _parse_name(name)
   data_dir = pathlib.Path(data_dir).expanduser()
@@ -770,7 +781,7 @@ def build(
         synthetic.write_dataset(manual_dir, num_clips=num_clips, seed=seed)
     if cls is CustomSkeleton:
       if not manual_dir:
-        raise FileNotFoundError(f"{name} needs manual_dir: {' '.join(cls.MANUAL_DOWNLOAD_INSTRUCTIONS.split())}")
+        raise DataNotFoundError(f"{name} needs manual_dir: {' '.join(cls.MANUAL_DOWNLOAD_INSTRUCTIONS.split())}")
       config = CustomSkeleton.config_from(manual_dir, name=config or "default")
     builder = cls(data_dir=data_dir, config=config, skip_bad=skip_bad)
     if builder.is_prepared() and _has_files(manual_dir):
@@ -780,7 +791,7 @@ def build(
       logging.warning("manual_dir %s is missing or empty: using the build in %s as it is", manual_dir, builder.data_dir)
     if not builder.is_prepared() and not _has_files(manual_dir):
       instructions = " ".join(cls.MANUAL_DOWNLOAD_INSTRUCTIONS.split())  # one line
-      raise FileNotFoundError(
+      raise DataNotFoundError(
         f"{name} is not built in {data_dir} and manual_dir {manual_dir} is missing or empty: {instructions}"
       )
     builder.download_and_prepare(
@@ -832,7 +843,7 @@ def load(name: str, data_dir: str | os.PathLike) -> tfds.core.DatasetBuilder:
     config = "default" if cls is CustomSkeleton else config
   path = pathlib.Path(data_dir).expanduser() / cls.name / (config or "") / str(VERSION)
   if not (path / "dataset_info.json").is_file():
-    raise FileNotFoundError(f"{name} is not built in {data_dir} (no {path}): run tools/build_dataset.py {name}")
+    raise DataNotFoundError(f"{name} is not built in {data_dir} (no {path}): run tools/build_dataset.py {name}")
   return tfds.builder_from_directory(os.fspath(path))
 
 
