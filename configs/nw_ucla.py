@@ -6,7 +6,8 @@ r"""Northwestern-UCLA, cross-view (views 1 + 2 train: 1,020; view 3 tests: 464),
 The raw files are CTR-GCN's `all_sqe/aAA_sSS_eEE_vVV.json` (slnl_jax/data/nw_ucla.py). Their folder comes from
 --config.dataset.manual_dir, or from `$SLNL_SHARED_DATA/nw_ucla/all_sqe` when that variable is set; a dataset
 already built in config.dataset.data_dir needs neither. `nw_ucla/view_val` (view 1 trains, view 2 tests) is the
-validation protocol on which every setting here was chosen, never view 3: --config.dataset.name=nw_ucla/view_val.
+validation protocol on which every setting here was chosen, never view 3: --config.dataset.name=nw_ucla/view_val
+(`nw_ucla/view_val2`, view 2 trains and view 1 tests, is its second fold, added on 2026-12-05).
 
 The network is the paper's (transform network, rFA, SMFL, SLnL then local blocks) at the size that did best on
 view_val (docs/results.md): T = 16 frames, N' = 16 learned joints, K = 4 coordinate systems, channels 32-32-64-64,
