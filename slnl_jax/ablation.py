@@ -189,7 +189,10 @@ def _total_steps(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> in
   return steps.total_steps(config, train.load_data(config, workdir).num_train)
 
 
+# Settings that do not change what a run computes (paths, logging, evaluation and checkpoint frequency).
 NOT_COMPARED = config_checks.NOT_COMPARED
+# Settings that only change how the final checkpoint is scored. A run is keyed and reused without them; when
+# they differ from those its result.json was scored with, the final checkpoint is evaluated again (no training).
 EVAL_SETTINGS = config_checks.EVAL_SETTINGS
 _NOT_KEYED = NOT_COMPARED | frozenset(EVAL_SETTINGS)  # neither in a run's key nor compared with its config.json
 
