@@ -101,9 +101,20 @@ NOT_COMPARED = frozenset(
 )
 # Settings that only change how a checkpoint is scored.
 EVAL_SETTINGS = ("dataset.eval_crop", "dataset.eval_clips", "dataset.eval_turns")
-# What a run may be resumed with other values of: the above and where it stops (the learning rate is a function
-# of the epoch, not of the run's length, so a longer run repeats the shorter one's steps).
-RESUMABLE = NOT_COMPARED | frozenset(EVAL_SETTINGS) | {"train.num_epochs", "train.max_steps"}
+# What a run may be resumed with other values of: the above, where it stops (the learning rate is a function of
+# the epoch, not of the run's length, so a longer run repeats the shorter one's steps) and how the same function is
+# computed (e.g. on another platform).
+RESUMABLE = (
+  NOT_COMPARED
+  | frozenset(EVAL_SETTINGS)
+  | {
+    "train.num_epochs",
+    "train.max_steps",
+    "model.nonlocal_impl",
+    "model.conv_kernel_grad",
+    "model.remat",
+  }
+)
 
 
 def flat_settings(config: ml_collections.ConfigDict) -> dict[str, object]:

@@ -350,6 +350,7 @@ def test_resuming_with_other_settings_is_refused(synthetic_config, tmp_path):
   assert (tmp_path / "config.json").read_text() == saved
   longer = config.copy_and_resolve_references()
   longer.train.max_steps, longer.train.num_epochs, longer.dataset.eval_clips = 3, 5, 2
+  longer.model.remat = True  # the same function, computed with less memory
   train.train_and_evaluate(longer, tmp_path)
   assert json.loads((tmp_path / "config.json").read_text())["train"]["max_steps"] == 3
 
