@@ -86,6 +86,11 @@ def _reason(e: BaseException) -> str:
   return f"{type(e).__name__}: {text[:300]}"
 
 
+def saved_steps(directory: pathlib.Path) -> list[int]:
+  """The finalized checkpoints' steps in `directory` (orbax's listing); [] when there is no such directory."""
+  return ocp.utils.checkpoint_steps(directory) if directory.is_dir() else []
+
+
 def check_writable(directory: pathlib.Path) -> None:
   """Creates `directory` and writes a file in it, so that a read-only or missing place fails before training."""
   probe = directory / f".write_test_{os.getpid()}"

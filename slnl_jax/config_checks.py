@@ -117,6 +117,10 @@ RESUMABLE = (
 )
 
 
+# BEFORE_THE_KEY as config.json stores it (tuples as lists).
+_SAVED_BEFORE_THE_KEY = json.loads(json.dumps(BEFORE_THE_KEY))
+
+
 def flat_settings(config: ml_collections.ConfigDict) -> dict[str, object]:
   """`config` as config.json stores it (tuples as lists), by flat key ("train.batch_size")."""
   return traverse_util.flatten_dict(json.loads(config.to_json_best_effort()), sep=".")
@@ -128,8 +132,7 @@ def read_saved_config(workdir: pathlib.Path) -> dict[str, object] | None:
   path = workdir / "config.json"
   if not path.exists():
     return None
-  before = json.loads(json.dumps(BEFORE_THE_KEY))
-  return {**before, **traverse_util.flatten_dict(json.loads(path.read_text()), sep=".")}
+  return {**_SAVED_BEFORE_THE_KEY, **traverse_util.flatten_dict(json.loads(path.read_text()), sep=".")}
 
 
 def changed_settings(config: ml_collections.ConfigDict, workdir: pathlib.Path, ignore: frozenset[str]) -> list[str]:
@@ -144,11 +147,8 @@ def changed_settings(config: ml_collections.ConfigDict, workdir: pathlib.Path, i
 
 
 def check_resumable(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
-  """Raises `ConfigError` if `workdir` holds checkpoints of a run trained with other settings than `config`
-  (but `RESUMABLE`): resuming would continue it under settings its config.json does not record."""
-  checkpoints = workdir / "checkpoints"
-  if not (checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())):
-    return
+  """Raises `ConfigError` if `workdir`'s config.json records other settings than `config` (but `RESUMABLE`):
+  resuming its checkpoints would continue the run under settings that file does not record."""
   differ = changed_settings(config, workdir, RESUMABLE)
   if differ:
     raise ConfigError(

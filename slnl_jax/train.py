@@ -171,7 +171,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  config_checks.check_resumable(config, workdir)
+  if checkpointing.saved_steps(workdir / "checkpoints"):
+    config_checks.check_resumable(config, workdir)
   if jax.process_index() == 0:
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
   sharding.check_batch_size(config.train.batch_size)
