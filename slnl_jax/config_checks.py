@@ -1,6 +1,7 @@
 """The config checked once at start-up: every error is one `error:` line naming the key and the allowed range.
 Also the values derived from a config that several modules share (`num_pools`, `eval_views`), and a config
-compared with the one a run saved (`changed_settings`; `check_resumable` before a run resumes).
+compared with the one a run saved (`changed_settings`; `check_resumable` before a run resumes, `check_evaluable`
+before --mode=eval scores its checkpoints).
 
 ml_collections re-raises a ValueError or TypeError from a config file as `type(e)(message)` (which loses
 the message, or fails for exception types that need more arguments) and defers an OSError until the config
@@ -116,6 +117,23 @@ RESUMABLE = (
   }
 )
 
+# What only shapes training: --mode=eval may score a run's checkpoint with other values of these, besides
+# RESUMABLE and the split it is scored on (`dataset.name`). Every `loss.` and `train.` setting counts here but
+# `train.ema_decay`, which chooses the weights scored; the training crops' and turns' ranges do not, as they set
+# the evaluation views (`eval_views`).
+TRAINING_ONLY = frozenset(
+  {
+    "seed",
+    "dataset.name",
+    "dataset.train_tilt_deg",
+    "dataset.train_scale_range",
+    "dataset.train_shear",
+    "dataset.train_mirror_pairs",
+    "dataset.shuffle_buffer",
+  }
+)
+_TRAINING_ONLY_SECTIONS = ("loss.", "train.")
+_SCORED_WEIGHTS = "train.ema_decay"
 
 # BEFORE_THE_KEY as config.json stores it (tuples as lists).
 _SAVED_BEFORE_THE_KEY = json.loads(json.dumps(BEFORE_THE_KEY))
@@ -155,6 +173,20 @@ def check_resumable(config: ml_collections.ConfigDict, workdir: pathlib.Path) ->
       f"{workdir} holds a run trained with other settings ({'; '.join(differ)}): resume it with the settings of "
       f"{workdir / 'config.json'}, give this run its own --workdir, or move that file aside to go on from the "
       "run's checkpoints under the new settings"
+    )
+
+
+def check_evaluable(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+  """Raises `ConfigError` if `workdir`'s config.json records another model or preprocessing than `config`: its
+  checkpoints would be scored on clips prepared unlike the ones they were trained on (but `TRAINING_ONLY` and
+  `RESUMABLE` may differ)."""
+  training_only = {k for k in flat_settings(config) if k.startswith(_TRAINING_ONLY_SECTIONS)} - {_SCORED_WEIGHTS}
+  differ = changed_settings(config, workdir, RESUMABLE | TRAINING_ONLY | training_only)
+  if differ:
+    raise ConfigError(
+      f"{workdir} holds a run trained with another model or data preparation ({'; '.join(differ)}): evaluate it "
+      f"with the settings of {workdir / 'config.json'} (only the evaluation settings, the split (dataset.name), "
+      "the loss and the training schedule may differ)"
     )
 
 

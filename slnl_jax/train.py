@@ -296,6 +296,7 @@ def evaluate_checkpoint(
   a checkpoint scored again with other settings (e.g. `eval_clips`) does not change the learning curve.
   """
   workdir = pathlib.Path(workdir)
+  config_checks.check_evaluable(config, workdir)
   sharding.check_batch_size(config.train.eval_batch_size, "config.train.eval_batch_size")
   mesh = sharding.make_mesh()
   data = load_data(config, workdir)

@@ -355,6 +355,30 @@ def test_resuming_with_other_settings_is_refused(synthetic_config, tmp_path):
   assert json.loads((tmp_path / "config.json").read_text())["train"]["max_steps"] == 3
 
 
+def test_evaluating_with_another_model_or_preparation_is_refused(synthetic_config, tmp_path):
+  """--mode=eval scores a run's checkpoint only with the model and clip preparation it was trained with; the
+  evaluation settings and what only shapes training (loss, optimiser, seed, training-only augmentation) may differ."""
+  config = synthetic_config.copy_and_resolve_references()
+  config.train.max_steps = 2
+  train.train_and_evaluate(config, tmp_path)
+  other = config.copy_and_resolve_references()
+  other.dataset.minmax_normalize = True
+  other.model.dropout_rate = 0.5
+  with pytest.raises(ConfigError) as refused:
+    train.evaluate_checkpoint(other, tmp_path, "latest")
+  assert (
+    "(dataset.minmax_normalize = False there, True now; model.dropout_rate = 0.2 there, 0.5 now)" in str(refused.value)
+  )
+  allowed = config.copy_and_resolve_references()
+  allowed.seed, allowed.loss.margin, allowed.train.learning_rate = 7, 0.1, 0.5
+  allowed.dataset.train_tilt_deg, allowed.dataset.eval_clips = 30.0, 2
+  assert train.evaluate_checkpoint(allowed, tmp_path, "latest")["num_examples"] > 0
+  with_average = config.copy_and_resolve_references()
+  with_average.train.ema_decay = 0.9  # other weights than the run has: scored only if the run kept them
+  with pytest.raises(ConfigError, match=r"train\.ema_decay = 0\.0 there, 0\.9 now"):
+    train.evaluate_checkpoint(with_average, tmp_path, "latest")
+
+
 @pytest.mark.parametrize("log_every_steps", [1, 100])
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_config, tmp_path, monkeypatch, log_every_steps):
   """A NaN in the velocity head's loss at step 5 names step and head; checkpoint 4 stays the latest.
