@@ -366,8 +366,8 @@ def test_evaluating_with_another_model_or_preparation_is_refused(synthetic_confi
   other.model.dropout_rate = 0.5
   with pytest.raises(ConfigError) as refused:
     train.evaluate_checkpoint(other, tmp_path, "latest")
-  assert (
-    "(dataset.minmax_normalize = False there, True now; model.dropout_rate = 0.2 there, 0.5 now)" in str(refused.value)
+  assert "(dataset.minmax_normalize = False there, True now; model.dropout_rate = 0.2 there, 0.5 now)" in str(
+    refused.value
   )
   allowed = config.copy_and_resolve_references()
   allowed.seed, allowed.loss.margin, allowed.train.learning_rate = 7, 0.1, 0.5
