@@ -323,7 +323,7 @@ def _class_names(workdir: pathlib.Path, num_classes: int) -> list[str]:
   """The class names of the run's latest checkpoint (`inference.checkpoint_info`), else the class indices."""
   names = None
   try:
-    checkpoints = checkpointing.Checkpointer(workdir / "checkpoints", create=False)
+    checkpoints = checkpointing.Checkpointer(checkpointing.directory_of(workdir), create=False)
     try:
       step = checkpoints.latest_step()
       names = inference.checkpoint_info(checkpoints, step, workdir)["class_names"] if step is not None else None

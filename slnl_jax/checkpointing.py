@@ -86,6 +86,11 @@ def _reason(e: BaseException) -> str:
   return f"{type(e).__name__}: {text[:300]}"
 
 
+def directory_of(workdir: pathlib.Path) -> pathlib.Path:
+  """Where a run's checkpoints live: `workdir/checkpoints` (the trainer's, inference's and the ablation tool's)."""
+  return workdir / "checkpoints"
+
+
 def saved_steps(directory: pathlib.Path) -> list[int]:
   """The finalized checkpoints' steps in `directory` (orbax's listing); [] when there is no such directory."""
   return ocp.utils.checkpoint_steps(directory) if directory.is_dir() else []

@@ -206,7 +206,7 @@ class Predictor:
       checkpointing.CheckpointError: no such checkpoint, or one that cannot be read.
     """
     workdir = pathlib.Path(workdir)
-    checkpoints = checkpointing.Checkpointer(workdir / "checkpoints", create=False)
+    checkpoints = checkpointing.Checkpointer(checkpointing.directory_of(workdir), create=False)
     try:
       step = checkpoints.find_step(checkpoint)
       info = checkpoint_info(checkpoints, step, workdir)

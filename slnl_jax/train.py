@@ -148,7 +148,7 @@ def create_checkpointer(
   if class_names is not None:
     info = {"config": json.loads(config.to_json_best_effort()), "class_names": list(class_names)}
   return checkpointing.Checkpointer(
-    workdir / "checkpoints",
+    checkpointing.directory_of(workdir),
     keep=config.train.keep_checkpoints,
     keep_best=config.train.keep_best_checkpoints,
     model_info=info,
@@ -171,7 +171,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  if checkpointing.saved_steps(workdir / "checkpoints"):
+  if checkpointing.saved_steps(checkpointing.directory_of(workdir)):
     config_checks.check_resumable(config, workdir)
   if jax.process_index() == 0:
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
