@@ -22,11 +22,13 @@ the whole paper-sized network (`:paper`: T = 32, N' = 32, K = 10, six blocks of 
 cross-view, 100 epochs with lr decay 0.96) 62.70 % against 81.35 % (seed 0), at the same training accuracy.
 
 Clips are fed as CTR-GCN's N-UCLA feeder feeds its model: centred on joint 1 of the first frame, each axis min-max
-normalised onto [-1, 1], training clips turned about y and tilted about x by U[-60, 60] degrees (about 3 points
-above raw camera coordinates on view_val). Each test clip is scored by the mean probability of 25 views: 5 centred
-crops (ratios 0.5 to 1.0, `eval_clips`), each turned about the vertical axis by -60, -30, 0, 30 and 60 degrees
-(`eval_turns`, the training turns' range): 81.35 / 81.35 % on view_val (seeds 0 / 1) against 78.77 / 79.56 % for
-the 5 crops alone and 77.58 / 78.57 % for the single 95 % crop.
+normalised onto [-1, 1], training clips turned about y by U[-60, 60] degrees (about 3 points above raw camera
+coordinates on view_val), but tilted about x by U[-20, 20] degrees instead of the feeder's U[-60, 60]: on both
+validation folds (view_val and view_val2, seeds 0 and 1) 77.59 % on average against 76.14 % (2026-12-05). Each
+test clip is scored by the mean probability of 25 views: 5 centred crops (ratios 0.5 to 1.0, `eval_clips`), each
+turned about the vertical axis by -60, -30, 0, 30 and 60 degrees (`eval_turns`, the training turns' range): 81.35 /
+81.35 % on view_val (seeds 0 / 1, tilts of 60 degrees) against 78.77 / 79.56 % for the 5 crops alone and 77.58 /
+78.57 % for the single 95 % crop.
 """
 
 import os
@@ -53,7 +55,7 @@ def get_config(size: str = "") -> ml_collections.ConfigDict:
   config.dataset.center_joint = 1
   config.dataset.minmax_normalize = True
   config.dataset.train_rotation_deg = 60.0
-  config.dataset.train_tilt_deg = 60.0
+  config.dataset.train_tilt_deg = 20.0
   config.dataset.eval_clips = 5
   config.dataset.eval_turns = 5
 
