@@ -12,10 +12,11 @@ validation protocol on which every setting here was chosen, never view 3: --conf
 The network is the paper's (transform network, rFA, SMFL, SLnL then local blocks) at the size that did best on
 view_val (docs/results.md): T = 16 frames, N' = 16 learned joints, K = 4 coordinate systems, channels 32-32-64-64,
 M1 = 2 SLnL blocks + 2 local, SMFL(gamma 2, margin 0.6) (the paper's cross-view loss, Table 3). 120 epochs of 63
-steps of batch 16 with lr decay 0.977 per epoch: on view 3 the 3-seed mean behind README's N-UCLA number
-(docs/results.md "120 epochs: the chain's ends"; this config reproduces its seed 0 to the last digit, 88.58 %). 28.5
-minutes alone on 2 CPU cores when it evaluated 25 views every 5 epochs (24 evaluations of about 27 s each, a third
-of the time); it now evaluates every 10 epochs, 12 evaluations: 23.2 minutes, the same 88.58 %
+steps of batch 16 with lr decay 0.977 per epoch: on view 3 docs/results.md's "120 epochs, tilts of 20 degrees"
+(with `--config.dataset.train_tilt_deg=60`, the tilts it had before, it reproduces the seed 0 of "120 epochs: the
+chain's ends" to the last digit, 88.58 %). 28.5 minutes alone on 2 CPU cores when it evaluated 25 views every 5
+epochs (24 evaluations of about 27 s each, a third of the time); it now evaluates every 10 epochs, 12 evaluations:
+23.2 minutes, the same 88.58 %
 (`--config.train.eval_every_epochs=120` evaluates once, at the end; how often a run evaluates changes nothing else
 in it). Every one of the paper's larger sizes did worse on view_val: K = 10, N' = 24, wider channels, T = 32, and
 the whole paper-sized network (`:paper`: T = 32, N' = 32, K = 10, six blocks of 64-256 channels, M1 = 3 as for NTU
