@@ -164,16 +164,26 @@ def changed_settings(config: ml_collections.ConfigDict, workdir: pathlib.Path, i
   return [f"{k} = {saved[k]!r} there, {wanted[k]!r} now" for k in differ]
 
 
+def _refuse_changes(
+  config: ml_collections.ConfigDict, workdir: pathlib.Path, ignore: frozenset[str], trained_with: str, advice: str
+) -> None:
+  """Raises `ConfigError` naming each setting (but `ignore`) that `workdir`'s config.json records otherwise."""
+  differ = changed_settings(config, workdir, ignore)
+  if differ:
+    raise ConfigError(f"{workdir} holds a run trained with {trained_with} ({'; '.join(differ)}): {advice}")
+
+
 def check_resumable(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
   """Raises `ConfigError` if `workdir`'s config.json records other settings than `config` (but `RESUMABLE`):
   resuming its checkpoints would continue the run under settings that file does not record."""
-  differ = changed_settings(config, workdir, RESUMABLE)
-  if differ:
-    raise ConfigError(
-      f"{workdir} holds a run trained with other settings ({'; '.join(differ)}): resume it with the settings of "
-      f"{workdir / 'config.json'}, give this run its own --workdir, or move that file aside to go on from the "
-      "run's checkpoints under the new settings"
-    )
+  _refuse_changes(
+    config,
+    workdir,
+    RESUMABLE,
+    "other settings",
+    f"resume it with the settings of {workdir / 'config.json'}, give this run its own --workdir, or move that "
+    "file aside to go on from the run's checkpoints under the new settings",
+  )
 
 
 def check_evaluable(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
@@ -181,13 +191,14 @@ def check_evaluable(config: ml_collections.ConfigDict, workdir: pathlib.Path) ->
   checkpoints would be scored on clips prepared unlike the ones they were trained on (but `TRAINING_ONLY` and
   `RESUMABLE` may differ)."""
   training_only = {k for k in flat_settings(config) if k.startswith(_TRAINING_ONLY_SECTIONS)} - {_SCORED_WEIGHTS}
-  differ = changed_settings(config, workdir, RESUMABLE | TRAINING_ONLY | training_only)
-  if differ:
-    raise ConfigError(
-      f"{workdir} holds a run trained with another model or data preparation ({'; '.join(differ)}): evaluate it "
-      f"with the settings of {workdir / 'config.json'} (only the evaluation settings, the split (dataset.name), "
-      "the loss and the training schedule may differ)"
-    )
+  _refuse_changes(
+    config,
+    workdir,
+    RESUMABLE | TRAINING_ONLY | training_only,
+    "another model or data preparation",
+    f"evaluate it with the settings of {workdir / 'config.json'} (only the evaluation settings, the split "
+    "(dataset.name), the loss and the training schedule may differ)",
+  )
 
 
 def saved_setting(section: ml_collections.ConfigDict, key: str) -> Any:
