@@ -4,6 +4,7 @@ r"""Command line: train, evaluate, apply or export SLnL-rFA (installed as `slnl-
   python -m slnl_jax.main --config=configs/demo.py --workdir=workdirs/demo --config.train.num_epochs=2
   python -m slnl_jax.main --config=configs/demo.py --workdir=workdirs/demo --mode=eval
   python -m slnl_jax.main --workdir=workdirs/demo --mode=predict --input=S001C001P001R001A001.skeleton [--stream]
+  python -m slnl_jax.main --workdir=workdirs/demo --mode=predict --input='clips/*.skeleton' --out=predictions.csv
   python -m slnl_jax.main --workdir=workdirs/demo --mode=export --out=model.jaxexport
   slnl-jax train --config=configs/demo.py --workdir=workdirs/demo    # the same, mode first
 
@@ -35,7 +36,9 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and plots.")
 MODES = ("train", "eval", "predict", "export")
 _MODE = flags.DEFINE_enum("mode", "train", MODES, "What to do.")
-_INPUT = flags.DEFINE_string("input", None, "--mode=predict: one raw skeleton file.")
+_INPUT = flags.DEFINE_string(
+  "input", None, "--mode=predict: one raw skeleton file, or a pattern (quoted: 'dir/*.json') for a line per file."
+)
 _CHECKPOINT = flags.DEFINE_string(
   "checkpoint", "best", "--mode=eval|predict|export: 'best' (by eval top-1), 'latest' or a step number."
 )
@@ -43,7 +46,9 @@ _TOP_K = flags.DEFINE_integer("top_k", 5, "--mode=predict: classes to print per 
 _STREAM = flags.DEFINE_bool("stream", False, "--mode=predict: play --input as a live stream and print the timeline.")
 _WINDOW = flags.DEFINE_integer("window", None, "--stream: frames per prediction (default: the model's T).")
 _STRIDE = flags.DEFINE_integer("stride", None, "--stream: frames between predictions (default: half the window).")
-_OUT = flags.DEFINE_string("out", None, "--mode=export: the file to write (and OUT's stem + .json).")
+_OUT = flags.DEFINE_string(
+  "out", None, "--mode=export: the file to write (and OUT's stem + .json); --mode=predict: also a CSV of the top-1."
+)
 _PLATFORMS = flags.DEFINE_list("platforms", ["cpu", "cuda", "tpu"], "--mode=export: platforms to lower for.")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0 (jax.distributed).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
@@ -163,14 +168,20 @@ def _run_mode(config, workdir: str) -> list[str]:
 
 
 def _predict(predictor) -> list[str]:
-  """--mode=predict: the top-k of --input, or with --stream its timeline (frame range -> class, p)."""
+  """--mode=predict: the top-k of --input, its timeline with --stream, or for a pattern a line per file."""
   from slnl_jax.data import readers
   from slnl_jax.data.errors import SkeletonFormatError
 
+  if not os.path.isfile(_INPUT.value):
+    if _STREAM.value:
+      raise app.UsageError("--stream plays one file: --input must name one")
+    return _predict_files(predictor, _INPUT.value)
   clip = readers.read_file(_INPUT.value)
   try:
     if not _STREAM.value:
       (top,) = predictor.predict([clip.skeleton], top_k=_TOP_K.value)
+      if _OUT.value:
+        _write_predictions([_INPUT.value], [clip], [top[:1]], [_true_class(predictor, _INPUT.value, clip)])
       return [f"top-{len(top)} classes for {_INPUT.value}:"] + [
         f"  {rank}. {name:<30s} {p:.4f}" for rank, (name, p) in enumerate(top, 1)
       ]
@@ -184,6 +195,73 @@ def _predict(predictor) -> list[str]:
     return lines
   except ValueError as e:  # a clip of another skeleton than the model's
     raise SkeletonFormatError(_INPUT.value, str(e)) from e
+
+
+def _true_class(predictor, path: str, clip) -> str | None:
+  """The clip's class as a name of the model's classes; None when the file has no label or one the model lacks."""
+  from slnl_jax.data import readers
+
+  name = readers.class_name(path, clip)
+  if name is None and 0 <= clip.label < len(predictor.class_names) and path.endswith((".npy", ".npz")):
+    name = predictor.class_names[clip.label]  # array files carry an index into their dataset's classes
+  return name if name in predictor.class_names else None
+
+
+def _predict_files(predictor, pattern: str) -> list[str]:
+  """The top-1 of every file matching `pattern`, and the share right of those whose label the model knows."""
+  import glob
+
+  from tqdm import tqdm
+
+  from slnl_jax.data import readers
+  from slnl_jax.data.errors import SkeletonFormatError
+
+  paths = sorted(glob.glob(pattern, recursive=True))
+  if not paths:
+    raise SkeletonFormatError(pattern, "no file matches --input (quote a pattern so that the shell leaves it)")
+  data = predictor.config.dataset
+  clips = []
+  for path in tqdm(paths, desc="reading", unit="file", disable=len(paths) < 100):
+    clip = readers.read_file(path)
+    if clip.skeleton.shape[2:] != (data.num_joints, data.num_channels):
+      raise SkeletonFormatError(
+        path,
+        f"{clip.skeleton.shape[2]} joints x {clip.skeleton.shape[3]} channels, but the model takes "
+        f"{data.num_joints} x {data.num_channels}",
+      )
+    clips.append(clip)
+  tops = predictor.predict([clip.skeleton for clip in clips], top_k=1)
+  truths = [_true_class(predictor, path, clip) for path, clip in zip(paths, clips, strict=True)]
+  if _OUT.value:
+    _write_predictions(paths, clips, tops, truths)
+  lines = []
+  for path, ((name, p),), truth in zip(paths, tops, truths, strict=True):
+    verdict = "" if truth is None else "  right" if truth == name else f"  WRONG: it is {truth}"
+    lines.append(f"{path}: {name} {p:.3f}{verdict}")
+  scored = [(top[0][0], truth) for top, truth in zip(tops, truths, strict=True) if truth is not None]
+  if scored:
+    right = sum(name == truth for name, truth in scored)
+    lines.append(
+      f"top-1 {100 * right / len(scored):.2f}% ({right} of the {len(scored)} files whose label the model knows)"
+    )
+  if len(scored) < len(paths):
+    lines.append(f"{len(paths) - len(scored)} of {len(paths)} files carry no label among the model's classes")
+  if _OUT.value:
+    lines.append(f"wrote {_OUT.value}")
+  return lines
+
+
+def _write_predictions(paths, clips, tops, truths) -> None:
+  """--out: one CSV row per file: file, frames, label (the model's class name, or empty), top1, probability."""
+  import csv
+  import io
+
+  text = io.StringIO()
+  writer = csv.writer(text)
+  writer.writerow(["file", "frames", "label", "top1", "probability"])
+  for path, clip, ((name, p),), truth in zip(paths, clips, tops, truths, strict=True):
+    writer.writerow([path, clip.num_frames, truth or "", name, f"{p:.6f}"])
+  pathlib.Path(_OUT.value).write_text(text.getvalue())
 
 
 def run() -> None:

@@ -295,3 +295,52 @@ def test_slnl_jax_predict_stream_prints_the_timeline(trained, tmp_path):
   assert result.stderr.strip().splitlines()[-1] == (
     f"error: {tmp_path / 'clip.npy'}: clip 0: 20 joints x 3 channels, but the model takes 25 x 3"
   )
+
+
+def test_class_name_of_a_file_is_its_own_datasets(shared_data):
+  # Hand-checked against each dataset's action list: NTU A058 "handshaking", MSR a13 "bend", N-UCLA a12 "carry".
+  files = {
+    shared_data / "ntu_rgbd" / "nturgb+d_skeletons" / "S001C001P001R001A058.skeleton": "handshaking",
+    shared_data / "msr_action3d" / "MSRAction3DSkeletonReal3D" / "a13_s09_e03_skeleton3D.txt": "bend",
+    shared_data / "nw_ucla" / "all_sqe" / "a12_s01_e00_v01.json": "carry",
+  }
+  for path, name in files.items():
+    assert readers.class_name(path, readers.read_file(path)) == name
+
+
+def test_predict_a_pattern_lists_every_file_and_scores_the_labelled_ones(trained, tmp_path):
+  workdir, config, state = trained
+  rng = np.random.default_rng(5)
+  clips = [rng.normal(size=(12 + 3 * i, 2, 25, 3)).astype(np.float32) for i in range(6)]
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  top1 = reference_probabilities(config, variables, clips).argmax(-1)  # tf.data pipeline + model, not Predictor
+  labels = [top1[0], top1[1], (top1[2] + 1) % 4, top1[3], (top1[4] + 2) % 4]  # 3 of the 5 labelled are right
+  for i, clip in enumerate(clips[:5]):
+    np.savez(tmp_path / f"clip{i}.npz", skeleton=clip, label=np.int64(labels[i]))
+  np.save(tmp_path / "clip5.npy", clips[5])  # no label
+  pattern = str(tmp_path / "clip*.np[yz]")
+  out = tmp_path / "predictions.csv"
+  args = ["--mode=predict", f"--workdir={workdir}", "--checkpoint=latest", "--jax_cache_dir="]
+  result = subprocess.run([sys.executable, "-m", "slnl_jax.main", *args, f"--input={pattern}", f"--out={out}"], **RUN)
+  assert result.returncode == 0, result.stderr[-3000:]
+  lines = result.stdout.splitlines()
+  for i in range(6):
+    verdict = "" if i == 5 else "  right" if labels[i] == top1[i] else f"  WRONG: it is {CLASS_NAMES[labels[i]]}"
+    suffix = "npy" if i == 5 else "npz"
+    assert re.fullmatch(rf"{tmp_path / f'clip{i}.{suffix}'}: {CLASS_NAMES[top1[i]]} [\d.]+{verdict}", lines[i])
+  assert lines[6:] == [
+    "top-1 60.00% (3 of the 5 files whose label the model knows)",
+    "1 of 6 files carry no label among the model's classes",
+    f"wrote {out}",
+  ]
+  rows = [line.split(",") for line in out.read_text().splitlines()]
+  assert rows[0] == ["file", "frames", "label", "top1", "probability"]
+  assert [row[1:4] for row in rows[1:]] == [
+    [str(len(clip)), CLASS_NAMES[label] if i < 5 else "", CLASS_NAMES[top1[i]]]
+    for i, (clip, label) in enumerate(zip(clips, [*labels, None], strict=True))
+  ]
+  result = subprocess.run([sys.executable, "-m", "slnl_jax.main", *args, f"--input={tmp_path / 'none*.npy'}"], **RUN)
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines()[-1] == (
+    f"error: {tmp_path / 'none*.npy'}: no file matches --input (quote a pattern so that the shell leaves it)"
+  )

@@ -9,7 +9,7 @@
                        `num_frames` (integer scalar in [1, T])
 For `.npy` / `.npz` without `num_frames`, trailing all-zero frames (padding) are trimmed. The
 per-split custom format (N clips in one `.npz`) is read with `arrays.iter_clips` instead.
-Anything else raises `SkeletonFormatError`.
+Anything else raises `SkeletonFormatError`. `class_name` names a clip's label in its own dataset's class list.
 """
 
 from __future__ import annotations
@@ -80,3 +80,20 @@ def read_file(path: str | os.PathLike) -> Clip:
     "unknown file type: expected .skeleton (NTU), .json (N-UCLA or Kinetics), _skeleton3D.txt (MSR Action3D), "
     ".npy or .npz",
   )
+
+
+def class_name(path: str | os.PathLike, clip: Clip) -> str | None:
+  """The name of `clip`'s label in the class list of the dataset its file type belongs to; None when the file
+  carries no label, or only a number (`.npy` / `.npz`: an index into the classes of whatever dataset it is from)."""
+  if clip.label < 0:
+    return None
+  name = os.path.basename(os.fspath(path))
+  if name.endswith(".skeleton"):
+    return ntu.NTU120_CLASSES[clip.label] if clip.label < len(ntu.NTU120_CLASSES) else None
+  if name.endswith("_skeleton3D.txt"):
+    return msr_action3d.CLASSES[clip.label] if clip.label < len(msr_action3d.CLASSES) else None
+  if name.endswith(".json"):
+    if nw_ucla.parse_name(name.removesuffix(".json")) is not None:
+      return nw_ucla.CLASSES[clip.label]
+    return clip.meta.get("label_name")
+  return None
