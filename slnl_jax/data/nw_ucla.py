@@ -14,6 +14,11 @@ Bad input raises `SkeletonFormatError` naming the file (and, for invalid JSON, t
 mistyped key, a frame that is not 20 joints of 3 numbers (named by its 1-based frame index), NaN/Inf (or
 beyond float32) coordinates, no frame at all, a label outside 1..10, or a file whose `file_name` or label
 disagrees with its own name (a renamed or mislabelled copy would otherwise land in the wrong split or class).
+
+A known fault of the distributed files, which no reader can see: subject 4's view-2 "sit down" clips
+(`a05_s04_e0[0-5]_v02`) show the hip rising and most of its view-2 "stand up" clips show it falling, the reverse of
+the same subject's views 1 and 3 (docs/results.md, "How well the view-3 models fit their own training clips").
+They are read as labelled, as every method trained on this protocol reads them.
 """
 
 from __future__ import annotations
