@@ -66,6 +66,7 @@ _CONFIG_FILE_ERROR = "Error whilst parsing config file"
 # A preempted (SIGTERM) run saved a checkpoint and stopped early: EX_TEMPFAIL of sysexits.h, "try again later".
 # Requeue on it; the same command resumes.
 PREEMPTED_EXIT_CODE = 75
+_FILES_PER_CHUNK = 256  # --mode=predict over a pattern: files read and predicted at a time
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -181,7 +182,7 @@ def _predict(predictor) -> list[str]:
     if not _STREAM.value:
       (top,) = predictor.predict([clip.skeleton], top_k=_TOP_K.value)
       if _OUT.value:
-        _write_predictions([_INPUT.value], [clip], [top[:1]], [_true_class(predictor, _INPUT.value, clip)])
+        _write_predictions([_INPUT.value], [clip.num_frames], [top[:1]], [_true_class(predictor, _INPUT.value, clip)])
       return [f"top-{len(top)} classes for {_INPUT.value}:"] + [
         f"  {rank}. {name:<30s} {p:.4f}" for rank, (name, p) in enumerate(top, 1)
       ]
@@ -220,20 +221,24 @@ def _predict_files(predictor, pattern: str) -> list[str]:
   if not paths:
     raise SkeletonFormatError(pattern, "no file matches --input (quote a pattern so that the shell leaves it)")
   data = predictor.config.dataset
-  clips = []
-  for path in tqdm(paths, desc="reading", unit="file", disable=len(paths) < 100):
-    clip = readers.read_file(path)
-    if clip.skeleton.shape[2:] != (data.num_joints, data.num_channels):
-      raise SkeletonFormatError(
-        path,
-        f"{clip.skeleton.shape[2]} joints x {clip.skeleton.shape[3]} channels, but the model takes "
-        f"{data.num_joints} x {data.num_channels}",
-      )
-    clips.append(clip)
-  tops = predictor.predict([clip.skeleton for clip in clips], top_k=1)
-  truths = [_true_class(predictor, path, clip) for path, clip in zip(paths, clips, strict=True)]
+  frames, tops, truths = [], [], []
+  with tqdm(total=len(paths), desc="predicting", unit="file", disable=len(paths) < 100) as bar:
+    for first in range(0, len(paths), _FILES_PER_CHUNK):  # a chunk of clips in memory at a time, not the dataset
+      chunk = paths[first : first + _FILES_PER_CHUNK]
+      clips = [readers.read_file(path) for path in chunk]
+      for path, clip in zip(chunk, clips, strict=True):
+        if clip.skeleton.shape[2:] != (data.num_joints, data.num_channels):
+          raise SkeletonFormatError(
+            path,
+            f"{clip.skeleton.shape[2]} joints x {clip.skeleton.shape[3]} channels, but the model takes "
+            f"{data.num_joints} x {data.num_channels}",
+          )
+        frames.append(clip.num_frames)
+        truths.append(_true_class(predictor, path, clip))
+      tops.extend(predictor.predict([clip.skeleton for clip in clips], top_k=1))
+      bar.update(len(chunk))
   if _OUT.value:
-    _write_predictions(paths, clips, tops, truths)
+    _write_predictions(paths, frames, tops, truths)
   lines = []
   for path, ((name, p),), truth in zip(paths, tops, truths, strict=True):
     verdict = "" if truth is None else "  right" if truth == name else f"  WRONG: it is {truth}"
@@ -251,7 +256,7 @@ def _predict_files(predictor, pattern: str) -> list[str]:
   return lines
 
 
-def _write_predictions(paths, clips, tops, truths) -> None:
+def _write_predictions(paths, frames, tops, truths) -> None:
   """--out: one CSV row per file: file, frames, label (the model's class name, or empty), top1, probability."""
   import csv
   import io
@@ -259,8 +264,8 @@ def _write_predictions(paths, clips, tops, truths) -> None:
   text = io.StringIO()
   writer = csv.writer(text)
   writer.writerow(["file", "frames", "label", "top1", "probability"])
-  for path, clip, ((name, p),), truth in zip(paths, clips, tops, truths, strict=True):
-    writer.writerow([path, clip.num_frames, truth or "", name, f"{p:.6f}"])
+  for path, count, ((name, p),), truth in zip(paths, frames, tops, truths, strict=True):
+    writer.writerow([path, count, truth or "", name, f"{p:.6f}"])
   pathlib.Path(_OUT.value).write_text(text.getvalue())
 
 
