@@ -61,39 +61,51 @@ def _read_array_clip(path: str | os.PathLike) -> Clip:
   )
 
 
-def read_file(path: str | os.PathLike) -> Clip:
-  """Reads one clip from a file of any supported type (see the module docstring)."""
+def _file_type(path: str | os.PathLike) -> str | None:
+  """ "ntu" | "nw_ucla" | "kinetics" | "msr_action3d" | "array" by the file's name; None for any other."""
   name = os.path.basename(os.fspath(path))
   if name.endswith(".skeleton"):
-    return ntu.read_skeleton(path)
+    return "ntu"
   if name.endswith(".json"):
     # Both layouts are JSON: N-UCLA files carry the dataset's own names, Kinetics clips YouTube ids.
-    if nw_ucla.parse_name(name.removesuffix(".json")) is not None:
-      return nw_ucla.read_clip(path)
-    return kinetics.read_clip(path)
+    return "nw_ucla" if nw_ucla.parse_name(name.removesuffix(".json")) is not None else "kinetics"
   if name.endswith("_skeleton3D.txt"):
-    return msr_action3d.read_sequence(path)
+    return "msr_action3d"
   if name.endswith((".npy", ".npz")):
-    return _read_array_clip(path)
-  raise SkeletonFormatError(
-    path,
-    "unknown file type: expected .skeleton (NTU), .json (N-UCLA or Kinetics), _skeleton3D.txt (MSR Action3D), "
-    ".npy or .npz",
-  )
+    return "array"
+  return None
+
+
+_READERS = {
+  "ntu": ntu.read_skeleton,
+  "nw_ucla": nw_ucla.read_clip,
+  "kinetics": kinetics.read_clip,
+  "msr_action3d": msr_action3d.read_sequence,
+  "array": _read_array_clip,
+}
+# Each file type's class list, in label order (Kinetics clips name their class themselves; arrays only number it).
+_CLASSES = {"ntu": ntu.NTU120_CLASSES, "nw_ucla": nw_ucla.CLASSES, "msr_action3d": msr_action3d.CLASSES}
+
+
+def read_file(path: str | os.PathLike) -> Clip:
+  """Reads one clip from a file of any supported type (see the module docstring)."""
+  file_type = _file_type(path)
+  if file_type is None:
+    raise SkeletonFormatError(
+      path,
+      "unknown file type: expected .skeleton (NTU), .json (N-UCLA or Kinetics), _skeleton3D.txt (MSR Action3D), "
+      ".npy or .npz",
+    )
+  return _READERS[file_type](path)
 
 
 def class_name(path: str | os.PathLike, clip: Clip) -> str | None:
   """The name of `clip`'s label in the class list of the dataset its file type belongs to; None when the file
   carries no label, or only a number (`.npy` / `.npz`: an index into the classes of whatever dataset it is from)."""
+  file_type = _file_type(path)
   if clip.label < 0:
     return None
-  name = os.path.basename(os.fspath(path))
-  if name.endswith(".skeleton"):
-    return ntu.NTU120_CLASSES[clip.label] if clip.label < len(ntu.NTU120_CLASSES) else None
-  if name.endswith("_skeleton3D.txt"):
-    return msr_action3d.CLASSES[clip.label] if clip.label < len(msr_action3d.CLASSES) else None
-  if name.endswith(".json"):
-    if nw_ucla.parse_name(name.removesuffix(".json")) is not None:
-      return nw_ucla.CLASSES[clip.label]
+  if file_type == "kinetics":
     return clip.meta.get("label_name")
-  return None
+  classes = _CLASSES.get(file_type, ())
+  return classes[clip.label] if clip.label < len(classes) else None
