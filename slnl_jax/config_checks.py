@@ -71,6 +71,7 @@ OPTIMIZERS = ("adam", "sgd")
 BEFORE_THE_KEY = {
   "dataset.eval_clips": 1,
   "dataset.eval_turns": 1,
+  "dataset.eval_offsets": 1,
   "dataset.center_joint": -1,
   "dataset.minmax_normalize": False,
   "dataset.align_joints": (),
@@ -101,7 +102,7 @@ NOT_COMPARED = frozenset(
   }
 )
 # Settings that only change how a checkpoint is scored.
-EVAL_SETTINGS = ("dataset.eval_crop", "dataset.eval_clips", "dataset.eval_turns")
+EVAL_SETTINGS = ("dataset.eval_crop", "dataset.eval_clips", "dataset.eval_turns", "dataset.eval_offsets")
 # What a run may be resumed with other values of: the above, where it stops (the learning rate is a function of
 # the epoch, not of the run's length, so a longer run repeats the shorter one's steps) and how the same function is
 # computed (e.g. on another platform).
@@ -207,22 +208,27 @@ def saved_setting(section: ml_collections.ConfigDict, key: str) -> Any:
   return section.get(key.rpartition(".")[2], BEFORE_THE_KEY[key])
 
 
-def eval_views(data: ml_collections.ConfigDict) -> tuple[tuple[float, float], ...]:
-  """(crop ratio, turn about the vertical axis in degrees) of each of a clip's evaluation views (`config.dataset`).
+def eval_views(data: ml_collections.ConfigDict) -> tuple[tuple[float, float, float], ...]:
+  """(crop ratio, crop offset fraction, turn about the vertical axis in degrees) of each of a clip's evaluation
+  views (`config.dataset`).
 
-  Crops: (eval_crop,) for eval_clips = 1, else eval_clips centred crops with ratios evenly spaced over
-  [train_crop_min, 1], the range the model was trained on. Turns: none for eval_turns = 1, else eval_turns angles
-  evenly spaced over [-train_rotation_deg, train_rotation_deg], the turns it was trained on. Every crop is taken
-  at every turn.
+  Crops: (eval_crop,) for eval_clips = 1, else eval_clips crops with ratios evenly spaced over [train_crop_min, 1],
+  the range the model was trained on. Offsets: each crop centred (0.5) for eval_offsets = 1, else taken at
+  eval_offsets starts evenly spaced over [0, 1] of the frames it leaves out (the first at the clip's start, the
+  last at its end), as training crops start anywhere; a whole-clip crop (ratio 1) is taken once. Turns: none for
+  eval_turns = 1, else eval_turns angles evenly spaced over [-train_rotation_deg, train_rotation_deg], the turns it
+  was trained on. Every crop is taken at every turn.
   """
 
   def spaced(low: float, high: float, count: int) -> list[float]:
     return [low + (high - low) * i / (count - 1) for i in range(count)]
 
-  clips, turns = saved_setting(data, "dataset.eval_clips"), saved_setting(data, "dataset.eval_turns")
+  clips, turns, offsets = (saved_setting(data, f"dataset.{k}") for k in ("eval_clips", "eval_turns", "eval_offsets"))
   ratios = [float(data.eval_crop)] if clips == 1 else spaced(float(data.train_crop_min), 1.0, clips)
+  starts = [0.5] if offsets == 1 else spaced(0.0, 1.0, offsets)
+  crops = [(ratio, start) for ratio in ratios for start in (starts if ratio < 1.0 else [0.5])]
   angles = [0.0] if turns == 1 else spaced(-float(data.train_rotation_deg), float(data.train_rotation_deg), turns)
-  return tuple((ratio, angle) for ratio in ratios for angle in angles)
+  return tuple((ratio, start, angle) for ratio, start in crops for angle in angles)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -235,6 +241,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _integer(config, "dataset.shuffle_buffer", 1)
   _integer(config, "dataset.eval_clips", 1)
   _integer(config, "dataset.eval_turns", 1)
+  _integer(config, "dataset.eval_offsets", 1)
   for key in ("dataset.train_crop_min", "dataset.eval_crop"):
     _real(config, key, 0, 1, low_open=True, high_open=False)
   channels = config.dataset.num_channels

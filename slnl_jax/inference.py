@@ -43,12 +43,15 @@ EXPORT_PLATFORMS = ("cpu", "cuda", "tpu")
 _FRAME_BUCKET = 64  # clips are zero-padded to a multiple of this many frames: few compiled shapes
 
 
-def crop_and_resize(skeleton: jax.Array, num_frames: jax.Array, *, out_frames: int, ratio: float) -> jax.Array:
-  """The evaluation crop of input_pipeline.crop_and_resize (offset_fraction 0.5), in jax.numpy.
+def crop_and_resize(
+  skeleton: jax.Array, num_frames: jax.Array, *, out_frames: int, ratio: float, offset_fraction: float = 0.5
+) -> jax.Array:
+  """An evaluation crop of input_pipeline.crop_and_resize (centred by default), in jax.numpy.
 
   The same float32 and integer arithmetic: `L = clip(floor(ratio * n + 0.5), 1, n)` frames starting at
-  `min(floor(0.5 * (n - L + 1)), n - L)`, output frame i at crop position `i (L - 1) / (out_frames - 1)` as an
-  exact quotient and remainder, linear interpolation between the two nearest frames.
+  `min(floor(offset_fraction * (n - L + 1)), n - L)`, output frame i at crop position
+  `i (L - 1) / (out_frames - 1)` as an exact quotient and remainder, linear interpolation between the two nearest
+  frames.
 
   Args:
     skeleton: (T, M, V, C); frames from `num_frames` on are ignored.
@@ -60,7 +63,7 @@ def crop_and_resize(skeleton: jax.Array, num_frames: jax.Array, *, out_frames: i
   n = num_frames.astype(jnp.float32)
   crop_len = jnp.clip(jnp.floor(jnp.float32(ratio) * n + 0.5).astype(jnp.int32), 1, num_frames)
   free = num_frames - crop_len
-  start = jnp.minimum(jnp.floor(jnp.float32(0.5) * (free + 1).astype(jnp.float32)).astype(jnp.int32), free)
+  start = jnp.minimum(jnp.floor(jnp.float32(offset_fraction) * (free + 1).astype(jnp.float32)).astype(jnp.int32), free)
   scaled = jnp.arange(out_frames, dtype=jnp.int32) * (crop_len - 1)
   denominator = max(out_frames - 1, 1)
   lo = scaled // denominator
@@ -123,10 +126,15 @@ def align_facing(skeleton: jax.Array, joints: tuple[int, ...]) -> jax.Array:
 
 
 def preprocess(
-  skeleton: jax.Array, num_frames: jax.Array, data: ml_collections.ConfigDict, ratio: float, turn_deg: float = 0.0
+  skeleton: jax.Array,
+  num_frames: jax.Array,
+  data: ml_collections.ConfigDict,
+  ratio: float,
+  offset: float = 0.5,
+  turn_deg: float = 0.0,
 ) -> jax.Array:
   """Raw frames (B, T, M_in, V, C) + valid frames (B,) -> the model's (B, M, T', V, C), as evaluation prepares
-  its view of crop ratio `ratio` turned by `turn_deg` (one of `config_checks.eval_views(data)`)."""
+  its view of crop ratio `ratio` starting at `offset` turned by `turn_deg` (one of `config_checks.eval_views(data)`)."""
   batch, frames, _, joints, channels = skeleton.shape
   padding = jnp.zeros((batch, frames, data.num_persons, joints, channels), jnp.float32)
   # Cut or zero-pad to M persons in one op that also holds for a symbolic M_in.
@@ -137,7 +145,7 @@ def preprocess(
   )
 
   def one(clip: jax.Array, n: jax.Array) -> jax.Array:
-    clip = crop_and_resize(clip, n, out_frames=data.num_frames, ratio=ratio)
+    clip = crop_and_resize(clip, n, out_frames=data.num_frames, ratio=ratio, offset_fraction=offset)
     if align:
       clip = align_facing(clip, tuple(align))
     if turn_deg:

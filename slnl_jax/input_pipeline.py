@@ -383,9 +383,9 @@ def eval_dataset(
   data = config.dataset
   views = config_checks.eval_views(data)  # Python values, outside the traced functions
 
-  def view(example: Features, ratio: float, turn_deg: float) -> tf.Tensor:
+  def view(example: Features, ratio: float, offset: float, turn_deg: float) -> tf.Tensor:
     skeleton = crop_and_resize(
-      example["skeleton"], example["num_frames"], out_frames=data.num_frames, ratio=ratio, offset_fraction=0.5
+      example["skeleton"], example["num_frames"], out_frames=data.num_frames, ratio=ratio, offset_fraction=offset
     )
     if data.align_joints:
       skeleton = align_facing(skeleton, data.align_joints)
@@ -394,7 +394,7 @@ def eval_dataset(
     return _to_model_input(skeleton, example["label"], config)["skeleton"]
 
   def preprocess(example: Features) -> Features:
-    skeleton = tf.stack([view(example, ratio, turn) for ratio, turn in views])
+    skeleton = tf.stack([view(example, *each) for each in views])
     return {"skeleton": skeleton, "label": tf.cast(example["label"], tf.int32), "mask": tf.constant(True)}
 
   shard = ds.shard(process_count, process_index).map(

@@ -249,9 +249,19 @@ def test_other_evaluation_settings_evaluate_the_finished_runs_again_without_trai
   assert sorted(evaluated) == sorted((tmp_path / "runs" / r.key / "seed_0", 5) for r in first["endpoints"])
   assert [r.top1_by_seed for r in again["endpoints"]] == [{0: 1.0}, {0: 1.0}]
   result = json.loads((tmp_path / "runs" / "base" / "seed_0" / "result.json").read_text())
-  assert result["eval"] == {"dataset.eval_crop": 0.95, "dataset.eval_clips": 5, "dataset.eval_turns": 1}
+  assert result["eval"] == {
+    "dataset.eval_crop": 0.95,
+    "dataset.eval_clips": 5,
+    "dataset.eval_turns": 1,
+    "dataset.eval_offsets": 1,
+  }
   assert result["step"] == 1
-  # Scored with these settings now: reused as it is; back to one crop: evaluated again.
+  # Scored with these settings now: reused as it is, also where result.json predates a setting (eval_offsets: its
+  # value then, 1); back to one crop: evaluated again.
+  for path in (tmp_path / "runs").glob("*/seed_0/result.json"):
+    older = json.loads(path.read_text())
+    del older["eval"]["dataset.eval_offsets"]
+    path.write_text(json.dumps(older))
   assert (
     ablation.run_study(crops, ["endpoints"], [0], tmp_path, ablations.apply, _never_train, _never_evaluate) == again
   )

@@ -120,6 +120,8 @@ def real_clips(shared_data):
     ({"center_channels": 3, "center_joint": 1, "minmax_normalize": True}, 1e-5),
     # Two crops, each at three turns (-40, 0, 40 degrees) about the clip's mean: a rotation of ~3 m coordinates.
     ({"eval_clips": 2, "eval_turns": 3, "train_rotation_deg": 40.0}, 1e-5),
+    # Three crops (ratios 0.5, 0.75, 1), the two shorter ones each at the clip's start, middle and end.
+    ({"eval_clips": 3, "eval_offsets": 3}, 1e-6),
     # Each clip first turned so that its shoulders' and hips' left -> right vectors point along +x.
     ({"align_joints": (4, 8, 12, 16), "eval_turns": 3, "train_rotation_deg": 40.0}, 1e-5),
   ],
@@ -129,15 +131,15 @@ def test_preprocessing_equals_the_tf_eval_pipeline_on_real_clips(shared_data, vi
     config = tiny_config(num_joints=joints, num_persons=2, **view)
     views = config_checks.eval_views(config.dataset)
     batch = next(input_pipeline.as_numpy(eval_batches(config, clips)))["skeleton"]
-    assert batch.shape[1] == len(views) == config.dataset.eval_clips * config.dataset.eval_turns
+    assert batch.shape[1] == len(views)
     padded = max(len(c) for c in clips)
     raw = np.zeros((len(clips), padded + 5, 3, joints, 3), np.float32)  # extra frames and a third person slot
     for i, clip in enumerate(clips):
       raw[i, : len(clip), : clip.shape[1]] = clip
       raw[i, len(clip) :] = 99.0  # past num_frames: must be ignored
     num_frames = np.array([len(c) for c in clips], np.int32)
-    for s, (ratio, turn_deg) in enumerate(views):
-      prepare = functools.partial(preprocess, data=config.dataset, ratio=ratio, turn_deg=turn_deg)
+    for s, (ratio, offset, turn_deg) in enumerate(views):
+      prepare = functools.partial(preprocess, data=config.dataset, ratio=ratio, offset=offset, turn_deg=turn_deg)
       got = np.asarray(jax.jit(prepare)(raw, num_frames))
       assert got.shape == batch[:, s].shape == (len(clips), 2, 16, joints, 3)
       np.testing.assert_allclose(got, batch[:, s], rtol=0, atol=atol)

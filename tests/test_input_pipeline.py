@@ -208,6 +208,23 @@ def test_eval_clips_are_centred_crops_evenly_spaced_over_the_training_ratios():
       assert first - (lengths[i] - 1 - last) in (0, 1)  # centred, an odd free frame dropped before
 
 
+def test_eval_offsets_take_each_shorter_crop_from_the_clips_start_to_its_end():
+  # 2 clips (ratios 0.5, 1.0) x 3 offsets: the half crop at the start, the middle and the end; the whole clip once.
+  n = 6
+  lengths = _lengths(n)
+  batches = _eval_with_crops(_ramp_dataset(n), batch=2, eval_clips=2, eval_offsets=3, train_crop_min=0.5)
+  assert batches[0]["skeleton"].shape[1] == 4
+  for s in range(4):
+    crops = _crops([{**batch, "skeleton": batch["skeleton"][:, s]} for batch in batches])
+    assert sorted(crops) == list(range(n))
+    for i, (first, last) in crops.items():
+      half = int(0.5 * lengths[i] + 0.5)
+      free = lengths[i] - half
+      middle = min((free + 1) // 2, free)  # centred, an odd free frame dropped before
+      expected = [(0, half - 1), (middle, middle + half - 1), (free, lengths[i] - 1), (0, lengths[i] - 1)]
+      assert (first, last) == expected[s]
+
+
 def test_eval_crop_is_centred_with_ratio_095():
   n = 12
   lengths = _lengths(n)
