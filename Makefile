@@ -34,8 +34,9 @@ test: lint
 # 3's seeds 1-2 and about 1 h for Tables 4-5's (two, then three processes sharing the runs); finished runs are
 # reused, so it is resumable. The MSR one-factor reports were measured before the chain (commit 30bad21, about 5
 # hours) and are shown as they are, not rerun: docs/results_intro.md says what they measured. The N-UCLA runs are
-# scored with configs/nw_ucla.py's 25 evaluation views (5 crops x 5 turns): when those settings changed, this target
-# rescored every finished run from its final checkpoint (54 runs, 15 minutes) instead of training it again.
+# scored with 25 evaluation views (5 crops x 5 turns), the tilt-20 ends with configs/nw_ucla.py's 65 (the shorter
+# crops also at the clip's start and end): when those settings change, this target rescores the finished runs from
+# their final checkpoints (54 runs in 15 minutes at 25 views; the tilt-20 ends' 6 in 12) instead of training them.
 SEEDS ?= 3
 NWU := N-UCLA cross-view: the chain
 NWU_LONG := N-UCLA cross-view, 120 epochs: the chain's ends
@@ -48,8 +49,8 @@ results: install
 	  --workdir=workdirs/ablate_nwu --report_dir=docs/results/nw_ucla_table3
 	$(PY) tools/ablate.py --config=configs/nw_ucla_cpu.py --study=frequency --study=affinity --seeds=$(SEEDS) \
 	  --workdir=workdirs/ablate_nwu --report_dir=docs/results/nw_ucla_tables
-	$(PY) tools/ablate.py --config=configs/nw_ucla.py --config.dataset.train_tilt_deg=60 --study=endpoints \
-	  --seeds=$(SEEDS) --workdir=workdirs/ablate_nwu_e120 --report_dir=docs/results/nw_ucla_endpoints_e120
+	$(PY) tools/ablate.py --config=configs/nw_ucla.py --config.dataset.train_tilt_deg=60 --config.dataset.eval_offsets=1 \
+	  --study=endpoints --seeds=$(SEEDS) --workdir=workdirs/ablate_nwu_e120 --report_dir=docs/results/nw_ucla_endpoints_e120
 	$(PY) tools/ablate.py --config=configs/nw_ucla.py --study=endpoints --seeds=$(SEEDS) \
 	  --workdir=workdirs/ablate_nwu_e120_tilt20 --report_dir=docs/results/nw_ucla_endpoints_e120_tilt20
 	$(PY) tools/ablate.py --config=configs/msr_action3d_cpu.py --study=chain --seeds=$(SEEDS) \
