@@ -28,8 +28,8 @@ def get_config() -> ml_collections.ConfigDict:
   # evenly spaced over [-train_rotation_deg, train_rotation_deg]. Each eval step runs eval_batch_size x S x R clips.
   config.dataset.eval_clips = 1
   config.dataset.eval_turns = 1
-  # eval_offsets 1 = each crop centred, O > 1 = each crop (but a whole clip) also at O starts evenly spaced from
-  # the clip's start to its end.
+  # eval_offsets 1 = each crop centred, O > 1 = each crop shorter than the clip taken at O starts evenly spaced
+  # from the clip's start to its end instead (up to O x S x R views).
   config.dataset.eval_offsets = 1
   config.dataset.center_channels = 0  # subtract each clip's mean position from this many leading channels (0: off)
   # View normalisation after the crop, at training and evaluation (xyz data only; off: the paper's setting):
