@@ -98,6 +98,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.warmup_epochs = 0  # > 0: the learning rate ramps up linearly over these first epochs
   # > 0: evaluate, checkpoint-select and export moving averages of the weights (steps.ema_update); 0: the weights.
   config.train.ema_decay = 0.0
+  config.train.mixup_alpha = 0.0  # > 0: mixup with weights ~ Beta(alpha, alpha) (steps.py); 0: off, the paper's
   config.train.log_every_steps = 50
   config.train.checkpoint_every_steps = 1000
   config.train.keep_checkpoints = 3  # the latest k are kept ...

@@ -79,6 +79,7 @@ BEFORE_THE_KEY = {
   "dataset.train_shear": 0.0,
   "loss.label_smoothing": 0.0,
   "train.ema_decay": 0.0,
+  "train.mixup_alpha": 0.0,
   "model.transform_network": True,
   "train.optimizer": "adam",
   "train.momentum": 0.9,
@@ -329,6 +330,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _real(config, "train.weight_decay", 0, math.inf, low_open=False, high_open=True)
   _real(config, "train.lr_decay", 0, 1, low_open=True, high_open=False)
   _real(config, "train.ema_decay", 0, 1, low_open=False, high_open=True)
+  alpha = config.train.mixup_alpha
+  _require(
+    isinstance(alpha, int | float) and math.isfinite(alpha) and alpha >= 0,
+    "train.mixup_alpha",
+    alpha,
+    "a number >= 0 (0: off)",
+  )
   optimizer = config.train.optimizer
   _require(optimizer in OPTIMIZERS, "train.optimizer", optimizer, f"one of {OPTIMIZERS}")
   _real(config, "train.momentum", 0, 1, low_open=False, high_open=True)

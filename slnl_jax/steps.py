@@ -8,6 +8,9 @@ rate decayed by `lr_decay` after every epoch, and the sum of the three heads' lo
 `train.optimizer="sgd"` swaps Adam for the GCN papers' Nesterov momentum SGD (same L2, same schedule), and
 `train.warmup_epochs` ramps the learning rate up over the first epochs as they do.
 
+`train.mixup_alpha` > 0 trains on mixup (Zhang et al., ICLR 2018; not the paper's): each clip blended with its
+batch neighbour by a weight ~ Beta(alpha, alpha) drawn per step, the loss blended likewise over the two labels.
+
 The dropout key is `fold_in(state.rng, state.step)`, a function of the checkpointed state, so a run resumed
 at any step continues bit-exactly.
 """
@@ -183,12 +186,18 @@ def initial_state(
   return create_train_state(config, model, create_optimizer(config, learning_rate_fn), mesh)
 
 
+def mix_with_neighbour(skeleton: jax.Array, weight: jax.Array) -> jax.Array:
+  """Mixup's inputs: clip i blended with clip i - 1 of the batch (clip 0 with the last), `weight` on clip i."""
+  return weight * skeleton + (1.0 - weight) * jnp.roll(skeleton, 1, axis=0)
+
+
 def train_step(
   state: TrainState,
   batch: Batch,
   *,
   loss_fn: losses.LossFn,
   learning_rate_fn: optax.Schedule,
+  mixup_alpha: float = 0.0,
 ) -> tuple[TrainState, Metrics]:
   """One optimiser step on a global batch; metrics are means over the whole batch.
 
@@ -196,16 +205,24 @@ def train_step(
     The new state and {"loss" (the sum), "<head>_loss", "<head>_top1" for each head, "grad_norm", "learning_rate"}.
   """
   dropout_rng = jax.random.fold_in(state.rng, state.step)
+  skeleton, labels = batch["skeleton"], batch["label"]
+  if mixup_alpha > 0:
+    weight = jax.random.beta(jax.random.fold_in(dropout_rng, 1), mixup_alpha, mixup_alpha)
+    skeleton = mix_with_neighbour(skeleton, weight)
 
   def compute_loss(params):
     outputs, updates = state.apply_fn(
       {"params": params, "batch_stats": state.batch_stats},
-      batch["skeleton"],
+      skeleton,
       train=True,
       rngs={"dropout": dropout_rng},
       mutable=["batch_stats"],
     )
-    total, per_head = losses.multitask_loss(outputs, batch["label"], loss_fn)
+    total, per_head = losses.multitask_loss(outputs, labels, loss_fn)
+    if mixup_alpha > 0:
+      other_total, other = losses.multitask_loss(outputs, jnp.roll(labels, 1), loss_fn)
+      total = weight * total + (1.0 - weight) * other_total
+      per_head = {head: weight * per_head[head] + (1.0 - weight) * other[head] for head in per_head}
     return total, (outputs, per_head, updates["batch_stats"])
 
   grads, (outputs, per_head, batch_stats) = jax.grad(compute_loss, has_aux=True)(state.params)
@@ -274,11 +291,12 @@ def _under_mesh(fn: Callable[..., Any], mesh: jax.sharding.Mesh) -> Callable[...
 
 
 def jit_train_step(
-  mesh: jax.sharding.Mesh, loss_fn: losses.LossFn, learning_rate_fn: optax.Schedule
+  mesh: jax.sharding.Mesh, loss_fn: losses.LossFn, learning_rate_fn: optax.Schedule, mixup_alpha: float = 0.0
 ) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
   """`train_step` compiled for a batch split over the data axis and a replicated, donated state."""
+  step = functools.partial(train_step, loss_fn=loss_fn, learning_rate_fn=learning_rate_fn, mixup_alpha=mixup_alpha)
   return jax.jit(
-    _under_mesh(functools.partial(train_step, loss_fn=loss_fn, learning_rate_fn=learning_rate_fn), mesh),
+    _under_mesh(step, mesh),
     in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
     out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
     donate_argnums=(0,),

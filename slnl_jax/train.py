@@ -184,7 +184,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   state = steps.initial_state(config, learning_rate_fn, mesh)
   loss_fn = losses.get_loss_fn(config.loss)
   p_train_step = sharding.compile_everywhere(
-    steps.jit_train_step(mesh, loss_fn, learning_rate_fn),
+    steps.jit_train_step(mesh, loss_fn, learning_rate_fn, config.train.mixup_alpha),
     state,
     steps.abstract_batch(config, config.train.batch_size, mesh),
   )

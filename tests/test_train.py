@@ -379,6 +379,44 @@ def test_evaluating_with_another_model_or_preparation_is_refused(synthetic_confi
     train.evaluate_checkpoint(with_average, tmp_path, "latest")
 
 
+def test_mix_with_neighbour_by_hand():
+  clips = jnp.array([[0.0], [10.0], [20.0]])
+  # 0.25 of clip i + 0.75 of clip i - 1 (clip 0's neighbour is the last).
+  np.testing.assert_allclose(steps.mix_with_neighbour(clips, jnp.float32(0.25)), [[15.0], [2.5], [12.5]])
+
+
+def test_mixup_pairs_each_clip_with_its_neighbours_label():
+  """With alpha -> 0 each step's weight is ~0 or ~1: every clip is either itself or its neighbour, with that clip's
+  label, a permutation of the batch, which (a mean loss, batch statistics) trains as the batch itself; with alpha
+  0.4 the clips are blends and the same steps end elsewhere."""
+  config = tiny_config(num_classes=3, num_joints=5, num_persons=1)
+  config.model.dropout_rate = 0.0
+  # SGD: an update linear in the gradient (Adam's first steps are about lr * sign(g), which would turn float
+  # rounding in a near-zero gradient into a full step).
+  config.train.optimizer = "sgd"
+  mesh = sharding.make_mesh()
+  learning_rate_fn = steps.create_learning_rate_fn(config, 10)
+  model = models.create_model(config)
+  loss_fn = losses.get_loss_fn(config.loss)
+  batch = {
+    "skeleton": np.random.default_rng(0).normal(size=(4, 1, 8, 5, 3)).astype(np.float32),
+    "label": np.array([0, 1, 2, 0], np.int32),
+  }
+
+  def params_after_six_steps(alpha):
+    state = steps.create_train_state(config, model, steps.create_optimizer(config, learning_rate_fn), mesh)
+    step = steps.jit_train_step(mesh, loss_fn, learning_rate_fn, alpha)
+    for _ in range(6):
+      state, _ = step(state, sharding.shard_batch(batch, mesh))
+    return jax.tree.leaves(state.params)
+
+  plain = params_after_six_steps(0.0)
+  for got, want in zip(params_after_six_steps(1e-3), plain, strict=True):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+  moved = [np.max(np.abs(got - want)) for got, want in zip(params_after_six_steps(0.4), plain, strict=True)]
+  assert max(moved) > 1e-3
+
+
 @pytest.mark.parametrize("log_every_steps", [1, 100])
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_config, tmp_path, monkeypatch, log_every_steps):
   """A NaN in the velocity head's loss at step 5 names step and head; checkpoint 4 stays the latest.
@@ -389,7 +427,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_config, tmp
   config = synthetic_config.copy_and_resolve_references()
   config.train.log_every_steps = log_every_steps
 
-  def poisoned(mesh, loss_fn, learning_rate_fn):
+  def poisoned(mesh, loss_fn, learning_rate_fn, mixup_alpha):
     def step(state, batch):
       state, metrics = steps.train_step(state, batch, loss_fn=loss_fn, learning_rate_fn=learning_rate_fn)
       metrics["velocity_loss"] = jnp.where(state.step == 5, jnp.nan, metrics["velocity_loss"])
