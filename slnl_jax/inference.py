@@ -12,8 +12,9 @@ One compiled program takes raw frames to probabilities, so that `predict`, `stre
     -> persons cut or zero-padded to the model's M
     -> the evaluation pipeline's centred crop (ratio `eval_crop`) linearly resized to the model's T'
        (input_pipeline.crop_and_resize with offset 0.5, here in jax.numpy) and the optional turn to face +x
-       (`align_joints`), centring and min-max normalisation; with `eval_clips` / `eval_turns` > 1, S such views:
-       crops of several ratios, each at several turns about the vertical axis (config_checks.eval_views)
+       (`align_joints`), centring and min-max normalisation; with `eval_clips` / `eval_offsets` / `eval_turns` > 1,
+       S such views: crops of several ratios and starts, each at several turns about the vertical axis
+       (config_checks.eval_views)
     -> SLnL-rFA -> softmax of the concatenated head (Eq. 17), averaged over the S views  ->  (B, K) probabilities.
 
 The exported program keeps B, T and M_in symbolic, so one file serves any batch, clip length and person count.

@@ -2,7 +2,8 @@
 
 The paper (Sec. 4.1) trains on a contiguous random crop of each clip's valid frames, ratio ~ U[0.5, 1], resized
 ("bilinear" in time) to a fixed T, and evaluates on a centred crop of ratio 0.95. Optional, off by default
-(`config.dataset`): several evaluation crops and turns per clip (`eval_clips`, `eval_turns`), view
+(`config.dataset`): several evaluation crops, starts and turns per clip (`eval_clips`, `eval_offsets`,
+`eval_turns`), view
 normalisation of the cropped clip (turned to face one way, centring, min-max to [-1, 1]) at training and
 evaluation, and a random view (mirror image, turn, tilt, scale) of training clips, as the field's N-UCLA
 pipelines do. Order: crop, `align_facing`, the random mirror image or turn or the evaluation turn, then
