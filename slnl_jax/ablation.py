@@ -198,8 +198,7 @@ _NOT_KEYED = NOT_COMPARED | frozenset(EVAL_SETTINGS)  # neither in a run's key n
 
 
 def _pick_eval_settings(flat: Mapping[str, object]) -> dict[str, object]:
-  # A setting recorded before the code had it: the value it computed as.
-  return {key: flat.get(key, config_checks.BEFORE_THE_KEY.get(key)) for key in EVAL_SETTINGS}
+  return {key: flat.get(key) for key in EVAL_SETTINGS}
 
 
 def eval_settings(config: ml_collections.ConfigDict) -> dict[str, object]:
@@ -211,7 +210,7 @@ def _scored_with(result: Mapping, workdir: pathlib.Path) -> dict[str, object] | 
   """The evaluation settings behind result.json's top-1 (results written before they were recorded: the run's
   config.json); None if unknown."""
   if "eval" in result:
-    return _pick_eval_settings(result["eval"])
+    return _pick_eval_settings(config_checks.with_earlier_settings(result["eval"]))
   stored = config_checks.read_saved_config(workdir)
   return None if stored is None else _pick_eval_settings(stored)
 

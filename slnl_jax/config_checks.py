@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+from collections.abc import Mapping
 from typing import Any
 
 import ml_collections
@@ -152,7 +153,13 @@ def read_saved_config(workdir: pathlib.Path) -> dict[str, object] | None:
   path = workdir / "config.json"
   if not path.exists():
     return None
-  return {**_SAVED_BEFORE_THE_KEY, **traverse_util.flatten_dict(json.loads(path.read_text()), sep=".")}
+  return with_earlier_settings(traverse_util.flatten_dict(json.loads(path.read_text()), sep="."))
+
+
+def with_earlier_settings(saved: Mapping[str, object]) -> dict[str, object]:
+  """Settings by flat key as a run recorded them (config.json, result.json), plus each setting the record predates
+  at the value it had before (`BEFORE_THE_KEY`, as JSON stores it)."""
+  return {**_SAVED_BEFORE_THE_KEY, **saved}
 
 
 def changed_settings(config: ml_collections.ConfigDict, workdir: pathlib.Path, ignore: frozenset[str]) -> list[str]:

@@ -186,9 +186,14 @@ def initial_state(
   return create_train_state(config, model, create_optimizer(config, learning_rate_fn), mesh)
 
 
+def _neighbours(batch: jax.Array) -> jax.Array:
+  """Example i - 1 of the batch at position i (the last at 0): mixup's partner of each clip and of its label."""
+  return jnp.roll(batch, 1, axis=0)
+
+
 def mix_with_neighbour(skeleton: jax.Array, weight: jax.Array) -> jax.Array:
   """Mixup's inputs: clip i blended with clip i - 1 of the batch (clip 0 with the last), `weight` on clip i."""
-  return weight * skeleton + (1.0 - weight) * jnp.roll(skeleton, 1, axis=0)
+  return weight * skeleton + (1.0 - weight) * _neighbours(skeleton)
 
 
 def train_step(
@@ -220,7 +225,7 @@ def train_step(
     )
     total, per_head = losses.multitask_loss(outputs, labels, loss_fn)
     if mixup_alpha > 0:
-      other_total, other = losses.multitask_loss(outputs, jnp.roll(labels, 1), loss_fn)
+      other_total, other = losses.multitask_loss(outputs, _neighbours(labels), loss_fn)
       total = weight * total + (1.0 - weight) * other_total
       per_head = {head: weight * per_head[head] + (1.0 - weight) * other[head] for head in per_head}
     return total, (outputs, per_head, updates["batch_stats"])
