@@ -50,9 +50,11 @@ results: install
 	$(PY) tools/ablate.py --config=configs/nw_ucla_cpu.py --study=frequency --study=affinity --seeds=$(SEEDS) \
 	  --workdir=workdirs/ablate_nwu --report_dir=docs/results/nw_ucla_tables
 	$(PY) tools/ablate.py --config=configs/nw_ucla.py --config.dataset.train_tilt_deg=60 --config.dataset.eval_offsets=1 \
-	  --study=endpoints --seeds=$(SEEDS) --workdir=workdirs/ablate_nwu_e120 --report_dir=docs/results/nw_ucla_endpoints_e120
-	$(PY) tools/ablate.py --config=configs/nw_ucla.py --study=endpoints --seeds=$(SEEDS) \
+	  --config.train.mixup_alpha=0 --study=endpoints --seeds=$(SEEDS) --workdir=workdirs/ablate_nwu_e120 --report_dir=docs/results/nw_ucla_endpoints_e120
+	$(PY) tools/ablate.py --config=configs/nw_ucla.py --config.train.mixup_alpha=0 --study=endpoints --seeds=$(SEEDS) \
 	  --workdir=workdirs/ablate_nwu_e120_tilt20 --report_dir=docs/results/nw_ucla_endpoints_e120_tilt20
+	$(PY) tools/ablate.py --config=configs/nw_ucla.py --config.train.eval_every_epochs=120 --study=endpoints \
+	  --seeds=$(SEEDS) --workdir=workdirs/ablate_nwu_e120_mixup --report_dir=docs/results/nw_ucla_endpoints_e120_mixup
 	$(PY) tools/ablate.py --config=configs/msr_action3d_cpu.py --study=chain --seeds=$(SEEDS) \
 	  --workdir=workdirs/ablate_msr --report_dir=docs/results/msr_chain
 	$(PY) tools/results_page.py --intro=docs/results_intro.md --out=docs/results.md \
