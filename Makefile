@@ -30,13 +30,13 @@ test: lint
 # 3 seeds (the chain's runs reused), and the chain's two ends with twice the epochs (configs/nw_ucla.py, the
 # schedule that won on nw_ucla/view_val), with the training tilts it had then (60 degrees), with tilts of 20
 # (chosen on both validation folds) and with mixup too (the preset's now, evaluated once, at the end); then the page
-# from the reports. About 2 h 20 min on 2 CPU cores with the
-# chains and seed-0 tables run side by side (2026-12-04), plus about 70 min for each pair of 120-epoch ends, 25 min for Table
-# 3's seeds 1-2 and about 1 h for Tables 4-5's (two, then three processes sharing the runs); finished runs are
-# reused, so it is resumable. The MSR one-factor reports were measured before the chain (commit 30bad21, about 5
-# hours) and are shown as they are, not rerun: docs/results_intro.md says what they measured. The N-UCLA runs are
-# scored with 25 evaluation views (5 crops x 5 turns), the tilt-20 ends with configs/nw_ucla.py's 65 (the shorter
-# crops also at the clip's start and end): when those settings change, this target rescores the finished runs from
+# from the reports. About 2 h 20 min on 2 CPU cores with the chains and seed-0 tables run side by side (2026-12-04),
+# plus about 70 min for each pair of 120-epoch ends (77 min for the mixup ends, three processes sharing the runs,
+# 2026-12-06), 25 min for Table 3's seeds 1-2 and about 1 h for Tables 4-5's (two, then three processes sharing
+# the runs); finished runs are reused, so it is resumable. The MSR one-factor reports were measured before the
+# chain (commit 30bad21, about 5 hours) and are shown as they are, not rerun: docs/results_intro.md says what they
+# measured. The N-UCLA runs are scored with 25 evaluation views (5 crops x 5 turns), the tilt-20 and mixup ends with
+# configs/nw_ucla.py's 65 (the shorter crops also at the clip's start and end): when those settings change, this target rescores the finished runs from
 # their final checkpoints (54 runs in 15 minutes at 25 views; the tilt-20 ends' 6 in 12) instead of training them.
 SEEDS ?= 3
 NWU := N-UCLA cross-view: the chain
@@ -52,7 +52,8 @@ results: install
 	$(PY) tools/ablate.py --config=configs/nw_ucla_cpu.py --study=frequency --study=affinity --seeds=$(SEEDS) \
 	  --workdir=workdirs/ablate_nwu --report_dir=docs/results/nw_ucla_tables
 	$(PY) tools/ablate.py --config=configs/nw_ucla.py --config.dataset.train_tilt_deg=60 --config.dataset.eval_offsets=1 \
-	  --config.train.mixup_alpha=0 --study=endpoints --seeds=$(SEEDS) --workdir=workdirs/ablate_nwu_e120 --report_dir=docs/results/nw_ucla_endpoints_e120
+	  --config.train.mixup_alpha=0 --study=endpoints --seeds=$(SEEDS) --workdir=workdirs/ablate_nwu_e120 \
+	  --report_dir=docs/results/nw_ucla_endpoints_e120
 	$(PY) tools/ablate.py --config=configs/nw_ucla.py --config.train.mixup_alpha=0 --study=endpoints --seeds=$(SEEDS) \
 	  --workdir=workdirs/ablate_nwu_e120_tilt20 --report_dir=docs/results/nw_ucla_endpoints_e120_tilt20
 	$(PY) tools/ablate.py --config=configs/nw_ucla.py --config.train.eval_every_epochs=120 --study=endpoints \
