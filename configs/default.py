@@ -31,6 +31,9 @@ def get_config() -> ml_collections.ConfigDict:
   # eval_offsets 1 = each crop centred, O > 1 = each crop shorter than the clip taken at O starts evenly spaced
   # from the clip's start to its end instead (up to O x S x R views).
   config.dataset.eval_offsets = 1
+  # A clip's score: "concat" = the concatenated feature's head (Eq. 17, the paper's), "all" = the mean probability
+  # of the position, velocity and concat heads (each trained as a classifier by the multi-task loss, Eq. 18).
+  config.dataset.eval_heads = "concat"
   config.dataset.center_channels = 0  # subtract each clip's mean position from this many leading channels (0: off)
   # View normalisation after the crop, at training and evaluation (xyz data only; off: the paper's setting):
   config.dataset.center_joint = -1  # subtract this joint's xyz in the first frame (-1: off)

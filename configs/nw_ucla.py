@@ -67,6 +67,7 @@ def get_config(size: str = "") -> ml_collections.ConfigDict:
   config.dataset.eval_clips = 5
   config.dataset.eval_turns = 5
   config.dataset.eval_offsets = 3
+  config.dataset.eval_heads = "all"
 
   config.model.num_joints_out = 16
   config.model.num_systems = 4

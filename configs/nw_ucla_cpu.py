@@ -9,7 +9,8 @@ evaluations of 25 views add about 27 s each. The 60 epochs were chosen on the va
 evaluation crop, against 71.43 / 72.22 % for the calibration preset's raw camera coordinates at 30 epochs (67.66 %
 at 60). Its training clips are tilted by up to 60 degrees, and each clip is scored by 25 centred views, as
 configs/nw_ucla.py's were until 2026-12-05 (it now tilts by 20 and also takes the shorter crops at the clip's start
-and end, and trains with mixup, all chosen on both validation folds after these reports were made).
+and end, trains with mixup and scores a clip by the mean of its three heads, all chosen on both validation folds
+after these reports were made).
 """
 
 import ml_collections
@@ -24,4 +25,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.dataset.train_tilt_deg = 60.0  # the reports' settings
   config.dataset.eval_offsets = 1
   config.train.mixup_alpha = 0.0
+  config.dataset.eval_heads = "concat"
   return config

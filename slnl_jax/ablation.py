@@ -17,9 +17,10 @@ or margin included, never do. Each run trains in `<dir>/runs/<key>/seed_<seed>` 
 once its last evaluation is logged; a run with that file is never trained again, an unfinished one resumes
 from its latest checkpoint (slnl_jax/train.py), and a run trained with another config is never reused
 (`check_same_config`: the key is relative to the base, so a study rerun with another budget would otherwise
-find the old runs). Evaluation-only settings (`EVAL_SETTINGS`: the crop ratio, the numbers of crops and turns)
-are not part of the key: a study rerun with other ones evaluates each finished run's final checkpoint again
-instead of training it again, and result.json records the settings its top-1 was scored with.
+find the old runs). Evaluation-only settings (`EVAL_SETTINGS`: the crop ratio, the numbers of crops, turns and
+starts, the heads that score a clip) are not part of the key: a study rerun with other ones evaluates each
+finished run's final checkpoint again instead of training it again, and result.json records the settings its
+top-1 was scored with.
 """
 
 from __future__ import annotations
@@ -620,7 +621,7 @@ def write_report(
   keys = [row.key for rows in tables.values() for row in rows]
   key = curve_key if curve_key in keys else keys[0]
   curve_source = root / "runs" / key / f"seed_{seeds[0]}" / "metrics.jsonl"
-  visualize.plot_learning_curves(curve_source, out_dir / "learning_curve.png")
+  visualize.plot_learning_curves(curve_source, out_dir / "learning_curve.png", eval_metric="top1")
   report = {
     "command": command,
     "seeds": list(seeds),

@@ -66,6 +66,7 @@ def num_pools(model: ml_collections.ConfigDict) -> int:
 
 
 OPTIMIZERS = ("adam", "sgd")
+EVAL_HEADS = ("concat", "all")  # what scores a clip: the concat head, or the mean of every head's probabilities
 
 # The value each setting had before the code gained it: a config saved earlier (a workdir's config.json, which
 # Predictor and tools/ablate.py read) lacks the key and computed as this value says.
@@ -73,6 +74,7 @@ BEFORE_THE_KEY = {
   "dataset.eval_clips": 1,
   "dataset.eval_turns": 1,
   "dataset.eval_offsets": 1,
+  "dataset.eval_heads": "concat",
   "dataset.center_joint": -1,
   "dataset.minmax_normalize": False,
   "dataset.align_joints": (),
@@ -104,7 +106,13 @@ NOT_COMPARED = frozenset(
   }
 )
 # Settings that only change how a checkpoint is scored.
-EVAL_SETTINGS = ("dataset.eval_crop", "dataset.eval_clips", "dataset.eval_turns", "dataset.eval_offsets")
+EVAL_SETTINGS = (
+  "dataset.eval_crop",
+  "dataset.eval_clips",
+  "dataset.eval_turns",
+  "dataset.eval_offsets",
+  "dataset.eval_heads",
+)
 # What a run may be resumed with other values of: the above, where it stops (the learning rate is a function of
 # the epoch, not of the run's length, so a longer run repeats the shorter one's steps) and how the same function is
 # computed (e.g. on another platform).
@@ -250,6 +258,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _integer(config, "dataset.eval_clips", 1)
   _integer(config, "dataset.eval_turns", 1)
   _integer(config, "dataset.eval_offsets", 1)
+  heads = config.dataset.eval_heads
+  _require(heads in EVAL_HEADS, "dataset.eval_heads", heads, f"one of {EVAL_HEADS}")
   for key in ("dataset.train_crop_min", "dataset.eval_crop"):
     _real(config, key, 0, 1, low_open=True, high_open=False)
   channels = config.dataset.num_channels

@@ -2,7 +2,8 @@
 
 `steps.eval_step` returns per-batch sums over the real examples of padded batches; `evaluate` adds them up
 over the split, so every example counts once whatever the batch size or device count, and reports top-1 /
-top-5 / mean loss of each head, with the concat head (the model's prediction) also under "top1" / "top5".
+top-5 / mean loss of each head, and the model's prediction (the concat head's, or the mean of the heads'
+probabilities: config.dataset.eval_heads) under "top1" / "top5".
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from slnl_jax import input_pipeline, models, sharding, steps, visualize
 
 @dataclasses.dataclass(frozen=True)
 class EvalResult:
-  """Metrics over a whole eval split (each example counted once) and the concat head's confusion matrix."""
+  """Metrics over a whole eval split (each example counted once) and the prediction's confusion matrix."""
 
   metrics: dict[str, float]
   confusion: np.ndarray  # (K, K) int: rows = true class, columns = predicted class
@@ -49,9 +50,9 @@ def evaluate(
   for head in models.HEADS:
     for name in ("loss", "top1", "top5"):
       metrics[f"{head}_{name}"] = float(totals[f"{head}_{name}"]) / count
-  # The summed loss, as in training, and the model's prediction (the concat head) under short names.
+  # The summed loss, as in training, and the model's prediction under short names.
   metrics["loss"] = sum(metrics[f"{head}_loss"] for head in models.HEADS)
-  metrics["top1"], metrics["top5"] = metrics["concat_top1"], metrics["concat_top5"]
+  metrics["top1"], metrics["top5"] = float(totals["top1"]) / count, float(totals["top5"]) / count
   return EvalResult(metrics=metrics, confusion=np.asarray(totals["confusion"]))
 
 
@@ -77,7 +78,7 @@ class MetricsLog:
   Each line of metrics.jsonl is one flat JSON object: {"step", "epoch", "split", and the metrics by name}, e.g.
   "loss", "concat_top1"; split "train", "eval" (the trainer's evaluations: the learning curve) or
   "checkpoint_eval" (`--mode=eval` of a saved checkpoint, maybe with other evaluation settings); evaluation
-  lines also carry "top1" / "top5" of the concat head.
+  lines also carry "top1" / "top5" of the model's prediction (`evaluate`).
   The scalars are not echoed to the log (`evaluate_and_log` logs one line per evaluation, tqdm shows the loss).
   """
 
@@ -143,12 +144,15 @@ def evaluate_and_log(
     save_eval_artifacts(result, class_names, workdir / split)
   m = result.metrics
   logging.info(
-    "step %d eval on %d examples (%.1fs): top-1 %.2f%% top-5 %.2f%% (concat head); position %.2f%%, velocity %.2f%%",
+    "step %d eval on %d examples (%.1fs): top-1 %.2f%% top-5 %.2f%% (%s); concat %.2f%%, position %.2f%%, "
+    "velocity %.2f%%",
     step,
     int(m["num_examples"]),
     time.perf_counter() - start,
+    100 * m["top1"],
+    100 * m["top5"],
+    "concat head" if config.dataset.eval_heads == "concat" else "mean of the heads",
     100 * m["concat_top1"],
-    100 * m["concat_top5"],
     100 * m["position_top1"],
     100 * m["velocity_top1"],
   )

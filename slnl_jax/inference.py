@@ -15,7 +15,8 @@ One compiled program takes raw frames to probabilities, so that `predict`, `stre
        (`align_joints`), centring and min-max normalisation; with `eval_clips` / `eval_offsets` / `eval_turns` > 1,
        S such views: crops of several ratios and starts, each at several turns about the vertical axis
        (config_checks.eval_views)
-    -> SLnL-rFA -> softmax of the concatenated head (Eq. 17), averaged over the S views  ->  (B, K) probabilities.
+    -> SLnL-rFA -> softmax of the concatenated head (Eq. 17), or the mean of every head's softmax
+       (`eval_heads` "all"), averaged over the S views  ->  (B, K) probabilities.
 
 The exported program keeps B, T and M_in symbolic, so one file serves any batch, clip length and person count.
 """
@@ -342,13 +343,15 @@ def _probabilities_fn(
   model: models.SLnLrFA, variables: Any, data: ml_collections.ConfigDict
 ) -> Callable[[jax.Array, jax.Array], jax.Array]:
   views = config_checks.eval_views(data)
+  all_heads = config_checks.saved_setting(data, "dataset.eval_heads") == "all"
 
   def probabilities(skeleton: jax.Array, num_frames: jax.Array) -> jax.Array:
     # The S views of every clip in one batch through the model, probabilities averaged as steps.eval_step does.
     batch = jnp.concatenate([preprocess(skeleton, num_frames, data, *view) for view in views])
-    logits = model.apply(variables, batch, train=False)["concat"]
+    outputs = model.apply(variables, batch, train=False)
+    logits = jnp.stack([outputs[head] for head in (models.HEADS if all_heads else ("concat",))])
     probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-    return probs.reshape(len(views), skeleton.shape[0], probs.shape[-1]).mean(axis=0)
+    return probs.reshape(-1, skeleton.shape[0], probs.shape[-1]).mean(axis=0)
 
   return probabilities
 

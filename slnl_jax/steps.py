@@ -246,17 +246,21 @@ def train_step(
   return new_state, metrics
 
 
-def eval_step(state: TrainState, batch: Batch, *, loss_fn: losses.LossFn, num_classes: int) -> Metrics:
+def eval_step(
+  state: TrainState, batch: Batch, *, loss_fn: losses.LossFn, num_classes: int, eval_heads: str = "concat"
+) -> Metrics:
   """Sums over the real (mask True) examples of a padded batch, to be added up over the eval split, with the
   state's `model_variables()` (the moving averages when the run keeps them).
 
   Each example's S evaluation views (crops and turns; skeleton (B, S, M, T, V, C)) go through the model together;
   a head's prediction is the mean of its S softmax probabilities, scored as the log of that mean (for S = 1 the
   log-softmax of the logits: the same top-k and, since every loss reads logits through a softmax, the same loss).
+  The model's prediction (`eval_heads`, config.dataset.eval_heads): the concat head's, or ("all") the mean of
+  every head's probabilities.
 
   Returns:
-    {"count", "<head>_loss" (sum), "<head>_top1", "<head>_top5" (numbers correct), "confusion" (K, K) counts
-    of (true label, concat-head prediction)}.
+    {"count", "<head>_loss" (sum), "<head>_top1", "<head>_top5", "top1", "top5" (numbers correct; the last two
+    of the prediction), "confusion" (K, K) counts of (true label, prediction)}.
   """
   skeleton = batch["skeleton"]
   batch_size, clips = skeleton.shape[:2]
@@ -269,14 +273,22 @@ def eval_step(state: TrainState, batch: Batch, *, loss_fn: losses.LossFn, num_cl
   for head, clip_logits in outputs.items():
     log_probs = jax.nn.log_softmax(clip_logits.astype(jnp.float32), axis=-1).reshape(batch_size, clips, -1)
     scores[head] = jax.nn.logsumexp(log_probs, axis=1) - jnp.log(clips)
-  for head, logits in scores.items():
+  if eval_heads == "all":
+    prediction = jax.nn.logsumexp(jnp.stack(list(scores.values())), axis=0) - jnp.log(len(scores))
+  else:
+    prediction = scores["concat"]
+
+  def correct(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
     _, top_k = jax.lax.top_k(logits, min(5, num_classes))
     top1 = jnp.argmax(logits, -1) == labels
     top5 = jnp.any(top_k == labels[:, None], axis=-1)
+    return jnp.sum(top1 & mask, dtype=jnp.int32), jnp.sum(top5 & mask, dtype=jnp.int32)
+
+  for head, logits in scores.items():
     sums[f"{head}_loss"] = jnp.sum(jnp.where(mask, loss_fn(logits, labels), 0.0))
-    sums[f"{head}_top1"] = jnp.sum(top1 & mask, dtype=jnp.int32)
-    sums[f"{head}_top5"] = jnp.sum(top5 & mask, dtype=jnp.int32)
-  predictions = jnp.argmax(scores["concat"], -1)
+    sums[f"{head}_top1"], sums[f"{head}_top5"] = correct(logits)
+  sums["top1"], sums["top5"] = correct(prediction)
+  predictions = jnp.argmax(prediction, -1)
   sums["confusion"] = (
     jnp.zeros((num_classes, num_classes), jnp.int32).at[labels, predictions].add(mask.astype(jnp.int32))
   )
@@ -309,11 +321,12 @@ def jit_train_step(
 
 
 def jit_eval_step(
-  mesh: jax.sharding.Mesh, loss_fn: losses.LossFn, num_classes: int
+  mesh: jax.sharding.Mesh, loss_fn: losses.LossFn, num_classes: int, eval_heads: str = "concat"
 ) -> Callable[[TrainState, Batch], Metrics]:
   """`eval_step` compiled for a batch split over the data axis; the sums come back replicated."""
+  step = functools.partial(eval_step, loss_fn=loss_fn, num_classes=num_classes, eval_heads=eval_heads)
   return jax.jit(
-    _under_mesh(functools.partial(eval_step, loss_fn=loss_fn, num_classes=num_classes), mesh),
+    _under_mesh(step, mesh),
     in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
     out_shardings=sharding.replicated(mesh),
   )
@@ -322,7 +335,7 @@ def jit_eval_step(
 def compile_eval_step(
   config: ml_collections.ConfigDict, state: TrainState, mesh: jax.sharding.Mesh
 ) -> Callable[[TrainState, Batch], Metrics]:
-  """`jit_eval_step` for `config`'s loss, classes and eval batch, compiled on every process."""
-  jitted = jit_eval_step(mesh, losses.get_loss_fn(config.loss), config.dataset.num_classes)
+  """`jit_eval_step` for `config`'s loss, classes, scoring heads and eval batch, compiled on every process."""
+  jitted = jit_eval_step(mesh, losses.get_loss_fn(config.loss), config.dataset.num_classes, config.dataset.eval_heads)
   batch = abstract_batch(config, config.train.eval_batch_size, mesh, evaluation=True)
   return sharding.compile_everywhere(jitted, state, batch)

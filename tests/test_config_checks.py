@@ -61,6 +61,7 @@ def test_nw_ucla_paper_size_is_the_papers_network():
     ("train.ema_decay", 1.0, "a number in [0, 1)"),
     ("train.mixup_alpha", -0.2, "a number >= 0 (0: off)"),
     ("train.optimizer", "adamw", "one of ('adam', 'sgd')"),
+    ("dataset.eval_heads", "mean", "one of ('concat', 'all')"),
     ("train.momentum", 1.0, "a number in [0, 1)"),
     ("train.warmup_epochs", -1, "an integer >= 0"),
     ("dataset.train_crop_min", 0.0, "a number in (0, 1]"),

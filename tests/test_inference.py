@@ -67,13 +67,14 @@ def trained(tmp_path_factory):
   return workdir, config, state
 
 
-def reference_probabilities(config, variables, clips):
-  """The evaluation pipeline (tf.data) + the model's apply + softmax of the concat head, averaged over each
-  clip's evaluation crops."""
+def reference_probabilities(config, variables, clips, heads=("concat",)):
+  """The evaluation pipeline (tf.data) + the model's apply + softmax of each of `heads`, averaged over each
+  clip's evaluation crops, then over the heads."""
   skeleton = next(input_pipeline.as_numpy(eval_batches(config, clips)))["skeleton"]  # (B, S, M, T, V, C)
   crops = skeleton.reshape(-1, *skeleton.shape[2:])
-  logits = models.create_model(config).apply(variables, crops, train=False)["concat"]
-  return np.asarray(jax.nn.softmax(logits, -1)).reshape(*skeleton.shape[:2], -1).mean(axis=1)
+  outputs = models.create_model(config).apply(variables, crops, train=False)
+  per_head = [np.asarray(jax.nn.softmax(outputs[h], -1)).reshape(*skeleton.shape[:2], -1).mean(1) for h in heads]
+  return np.mean(per_head, axis=0)
 
 
 def eval_batches(config, clips):
@@ -230,6 +231,12 @@ def test_several_evaluation_crops_average_the_probabilities_of_each_crop(shared_
   turned = Predictor(config, variables, CLASS_NAMES).probabilities(batch, num_frames)
   np.testing.assert_allclose(turned, reference_probabilities(config, variables, clips), rtol=1e-4, atol=1e-6)
   assert not np.allclose(turned, got, atol=1e-4)
+  # The mean of the three heads' probabilities (eval_heads "all"), each averaged over the same views.
+  config.dataset.eval_heads = "all"
+  heads = Predictor(config, variables, CLASS_NAMES).probabilities(batch, num_frames)
+  expected = reference_probabilities(config, variables, clips, heads=("position", "velocity", "concat"))
+  np.testing.assert_allclose(heads, expected, rtol=1e-4, atol=1e-6)
+  assert not np.allclose(heads, turned, atol=1e-4)
 
 
 def test_stream_windows_equal_clip_predictions(trained):

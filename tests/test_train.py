@@ -151,13 +151,15 @@ def _examples(skeletons, labels):
   )
 
 
-@pytest.mark.parametrize("eval_clips", [1, 3])
-def test_evaluate_counts_every_example_once(eval_clips):
+@pytest.mark.parametrize(("eval_clips", "eval_heads"), [(1, "concat"), (3, "concat"), (3, "all")])
+def test_evaluate_counts_every_example_once(eval_clips, eval_heads):
   """7 examples in batches of 4 (one padded): metrics equal a per-example loop over the model, with the class
-  probabilities of each example's crops averaged (eval_clips = 3: ratios 0.5, 0.75, 1.0)."""
+  probabilities of each example's crops averaged (eval_clips = 3: ratios 0.5, 0.75, 1.0); the prediction ("top1",
+  the confusion matrix) is the concat head's, or for eval_heads "all" the mean of the three heads' probabilities."""
   config = tiny_config(num_classes=8, num_persons=2, num_joints=25)
   config.dataset.train_crop_min = 0.5
   config.dataset.eval_clips = eval_clips
+  config.dataset.eval_heads = eval_heads
   rng = np.random.default_rng(0)
   skeletons = rng.normal(size=(7, 12, 2, 25, 3)).astype(np.float32)
   labels = np.array([0, 1, 2, 3, 4, 5, 1])
@@ -166,7 +168,8 @@ def test_evaluate_counts_every_example_once(eval_clips):
   state = steps.create_train_state(config, model, optax.sgd(0.1), mesh)
   loss_fn = losses.get_loss_fn(config.loss)
   ds = input_pipeline.eval_dataset(_examples(skeletons, labels), config=config, global_batch_size=4)
-  result = evaluation.evaluate(steps.jit_eval_step(mesh, loss_fn, 8), state, input_pipeline.as_numpy(ds), mesh)
+  eval_step = steps.jit_eval_step(mesh, loss_fn, 8, eval_heads)
+  result = evaluation.evaluate(eval_step, state, input_pipeline.as_numpy(ds), mesh)
 
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   expected_confusion = np.zeros((8, 8), int)
@@ -188,14 +191,22 @@ def test_evaluate_counts_every_example_once(eval_clips):
       correct[head][1] += label in ranking[:5]
       # The loss of the averaged prediction: every loss reads its logits through a softmax.
       loss_sum[head] += float(loss_fn(jnp.log(probabilities[head][i : i + 1]), jnp.array([label]))[0])
-    expected_confusion[label, int(np.argmax(probabilities["concat"][i]))] += 1
+  if eval_heads == "all":
+    prediction = sum(probabilities[head] for head in models.HEADS) / len(models.HEADS)
+  else:
+    prediction = probabilities["concat"]
+  for i, label in enumerate(labels):
+    expected_confusion[label, int(np.argmax(prediction[i]))] += 1
   np.testing.assert_array_equal(result.confusion, expected_confusion)
   assert result.metrics["num_examples"] == 7
   for head in models.HEADS:
     assert result.metrics[f"{head}_top1"] == pytest.approx(correct[head][0] / 7)
     assert result.metrics[f"{head}_top5"] == pytest.approx(correct[head][1] / 7)
     assert result.metrics[f"{head}_loss"] == pytest.approx(loss_sum[head] / 7, rel=1e-4)
-  assert result.metrics["top1"] == result.metrics["concat_top1"]
+  assert result.metrics["top1"] == pytest.approx(np.trace(expected_confusion) / 7)
+  assert result.metrics["top5"] == pytest.approx(
+    np.mean([y in np.argsort(-prediction[i])[:5] for i, y in enumerate(labels)])
+  )
 
 
 def test_moving_averages_follow_the_formula_and_leave_training_alone(shared_data):

@@ -11,10 +11,10 @@ the same budget, trained for seeds config.seed, config.seed + 1, .... Studies (s
 chain and Tables 3-5); --study repeated puts several in one report. Finished runs
 (DIR/runs/<key>/seed_<s>/result.json, the key naming every setting that differs from --config) are reused and
 unfinished ones resume, so an interrupted study continues where it stopped; with other evaluation settings
-(--config.dataset.eval_clips / eval_turns / eval_offsets / eval_crop: config_checks.EVAL_SETTINGS) each finished
-run's final checkpoint is evaluated again, not trained. The same command started several times shares the runs
-out: each run is trained by one process under a lock, the others skip it and wait for its result at the end (e.g.
-one process per GPU with CUDA_VISIBLE_DEVICES, or a few on a many-core CPU). Writes
+(--config.dataset.eval_clips / eval_turns / eval_offsets / eval_crop / eval_heads: config_checks.EVAL_SETTINGS)
+each finished run's final checkpoint is evaluated again, not trained. The same command started several times
+shares the runs out: each run is trained by one process under a lock, the others skip it and wait for its result
+at the end (e.g. one process per GPU with CUDA_VISIBLE_DEVICES, or a few on a many-core CPU). Writes
 DIR/report_<study>[+<study>...]_seeds<n>/: results.md (the tables, mean +- std of top-1 over seeds and every
 seed), <study>.png bar charts, learning_curve.png (the full model) and results.json.
 """
