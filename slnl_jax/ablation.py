@@ -517,10 +517,12 @@ def render_report(report: Mapping, image_dir: str = "", level: int = 1) -> list[
   """
   head = "#" * level
   seeds = report["seeds"]
+  # Reports written before the key were all scored by the concat head.
+  scored_by = "the concat head" if report.get("eval_heads", "concat") == "concat" else "the mean of the three heads"
   lines = [
     f"Command: `{report['command']}`",
     "",
-    f"Seeds: {', '.join(map(str, seeds))} ({len(seeds)} seed{'s' * (len(seeds) > 1)}). Top-1 of the concat head"
+    f"Seeds: {', '.join(map(str, seeds))} ({len(seeds)} seed{'s' * (len(seeds) > 1)}). Top-1 of {scored_by}"
     " on the test split after the last epoch; mean ± sample standard deviation over seeds; in bold, the row the"
     " paper carries forward.",
   ]
@@ -598,6 +600,7 @@ def write_report(
   command: str,
   seeds: Sequence[int],
   curve_key: str,
+  eval_heads: str = "concat",
 ) -> pathlib.Path:
   """Writes `out_dir/results.md` and `results.json`, one `<study>.png` per study, `learning_curve.png` and
   `confusion_matrix.png` (the full model's, summed over the seeds).
@@ -605,8 +608,9 @@ def write_report(
   The plots of studies a reused `out_dir` held before and this report lacks are deleted.
 
   `root` holds the runs (`root/runs/...`). The learning curve is that of run `curve_key` (the base config,
-  i.e. the full model) at the first seed, or of the first row when no table contains that run.
-  `results.json` holds everything results.md shows: {"command", "seeds", "chain": true, "studies": {study:
+  i.e. the full model) at the first seed, or of the first row when no table contains that run. `eval_heads`
+  (config.dataset.eval_heads) names what scored the top-1s.
+  `results.json` holds everything results.md shows: {"command", "seeds", "eval_heads", "chain": true, "studies": {study:
   [row, ...]}, "learning_curve": {"key", "seed"}, "errors": {"class_names", "confusion_key", "rows": [{"label",
   "key", "errors", "clips", "pairs"}, ...], "missing": [key, ...]}}, each study row `Row`'s fields plus its "mean"
   and "std".
@@ -625,6 +629,7 @@ def write_report(
   report = {
     "command": command,
     "seeds": list(seeds),
+    "eval_heads": eval_heads,
     "chain": True,  # the studies are the chain's (reports before it had one-factor studies: EARLIER_TITLES)
     "studies": studies,
     "learning_curve": {"key": key, "seed": seeds[0]},

@@ -368,9 +368,10 @@ def test_tiny_real_study_end_to_end(tmp_path, shared_data, monkeypatch):
     assert last_eval["step"] == 2
     assert row.top1_by_seed == {0: last_eval["concat_top1"]}
   text = report.read_text()
-  assert "Baseline1: local blocks, no FA, CE" in text and "`base`" in text
+  assert "Baseline1: local blocks, no FA, CE" in text and "`base`" in text and "Top-1 of the concat head" in text
   stored = json.loads((root / "report" / "results.json").read_text())
   assert stored["seeds"] == [0] and stored["learning_curve"] == {"key": "base", "seed": 0}
+  assert stored["eval_heads"] == "concat"
   assert [r["top1_by_seed"] for r in stored["studies"]["endpoints"]] == [
     {"0": r.top1_by_seed[0]} for r in tables["endpoints"]
   ]
@@ -401,6 +402,16 @@ def test_tiny_real_study_end_to_end(tmp_path, shared_data, monkeypatch):
     # Training's own evaluations (the learning curve) are as they were.
     assert [r for r in records if r["split"] == "eval"][-1]["concat_top1"] == before.top1_by_seed[0]
     assert json.loads((root / "runs" / key / "seed_0" / "result.json").read_text())["eval"]["dataset.eval_clips"] == 2
+  # Scored by the mean of the three heads: each run evaluated once more, and the report says what scored it.
+  heads = crops.copy_and_resolve_references()
+  heads.dataset.eval_heads = "all"
+  by_heads = ablation.run_study(heads, ["endpoints"], [0], root, ablations.apply, _never_train)
+  for row, key in zip(by_heads["endpoints"], keys, strict=True):
+    records = [json.loads(line) for line in (root / "runs" / key / "seed_0" / "metrics.jsonl").read_text().splitlines()]
+    rescores = [r for r in records if r["split"] == "checkpoint_eval"]
+    assert len(rescores) == 2 and row.top1_by_seed == {0: rescores[-1]["top1"]}
+  heads_report = ablation.write_report(by_heads, root, root / "heads", "python tools/ablate.py ...", [0], "base", "all")
+  assert "Top-1 of the mean of the three heads" in heads_report.read_text()
   with pytest.raises(ablation.StudyError, match="stopped before its first evaluation, before its final step 2"):
     ablation.run_study(config, ["endpoints"], [5], root, ablations.apply, lambda config, workdir: None)
   assert not (root / "runs" / keys[0] / "seed_5" / "result.json").exists()

@@ -71,7 +71,9 @@ def main(argv: Sequence[str]) -> None:
   command = shlex.join(["python", "tools/ablate.py", *sys.argv[1:]])
   # One report folder per (study, seeds) request: a later request over the same runs adds a report beside it.
   out_dir = pathlib.Path(_REPORT_DIR.value or root / f"report_{'+'.join(_STUDY.value)}_seeds{_SEEDS.value}")
-  report = ablation.write_report(tables, root, out_dir, command, seeds, curve_key=ablation.run_key(config, config))
+  report = ablation.write_report(
+    tables, root, out_dir, command, seeds, ablation.run_key(config, config), config.dataset.eval_heads
+  )
   print(report.read_text())
 
 
