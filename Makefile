@@ -39,7 +39,8 @@ test: lint
 # measured. The N-UCLA runs are scored with 25 evaluation views (5 crops x 5 turns), the tilt-20 and mixup ends with
 # configs/nw_ucla.py's 65 (the shorter crops also at the clip's start and end): when those settings change, this
 # target rescores the finished runs from their final checkpoints (54 runs in 15 minutes at 25 views; the tilt-20
-# ends' 6 in 12) instead of training them; the mixup ends' two lines rescore their 6 runs each time (about 12 min).
+# ends' 6 in 12) instead of training them; the mixup ends' two lines, one scoring by the concat head and one by the
+# three heads, rescore the same 6 runs each time (16.5 min with four training runs beside them, 2026-12-06).
 SEEDS ?= 3
 NWU := N-UCLA cross-view: the chain
 NWU_LONG := N-UCLA cross-view, 120 epochs: the chain's ends
