@@ -254,6 +254,7 @@ def test_other_evaluation_settings_evaluate_the_finished_runs_again_without_trai
     "dataset.eval_clips": 5,
     "dataset.eval_turns": 1,
     "dataset.eval_offsets": 1,
+    "dataset.eval_heads": "concat",
   }
   assert result["step"] == 1
   # Scored with these settings now: reused as it is, also where result.json predates a setting (eval_offsets: its
