@@ -518,11 +518,11 @@ def render_report(report: Mapping, image_dir: str = "", level: int = 1) -> list[
   head = "#" * level
   seeds = report["seeds"]
   # Reports written before the key were all scored by the concat head.
-  scored_by = "the concat head" if report.get("eval_heads", "concat") == "concat" else "the mean of the three heads"
+  scored_by = config_checks.SCORED_BY[report.get("eval_heads", "concat")]
   lines = [
     f"Command: `{report['command']}`",
     "",
-    f"Seeds: {', '.join(map(str, seeds))} ({len(seeds)} seed{'s' * (len(seeds) > 1)}). Top-1 of {scored_by}"
+    f"Seeds: {', '.join(map(str, seeds))} ({len(seeds)} seed{'s' * (len(seeds) > 1)}). Top-1 of the {scored_by}"
     " on the test split after the last epoch; mean ± sample standard deviation over seeds; in bold, the row the"
     " paper carries forward.",
   ]

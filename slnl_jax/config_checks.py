@@ -66,7 +66,9 @@ def num_pools(model: ml_collections.ConfigDict) -> int:
 
 
 OPTIMIZERS = ("adam", "sgd")
-EVAL_HEADS = ("concat", "all")  # what scores a clip: the concat head, or the mean of every head's probabilities
+# config.dataset.eval_heads -> what scores a clip, as logs and reports name it (steps.scored_heads: which heads).
+SCORED_BY = {"concat": "concat head", "all": "mean of the three heads"}
+EVAL_HEADS = tuple(SCORED_BY)
 
 # The value each setting had before the code gained it: a config saved earlier (a workdir's config.json, which
 # Predictor and tools/ablate.py read) lacks the key and computed as this value says.

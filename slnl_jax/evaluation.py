@@ -21,7 +21,7 @@ import tensorflow as tf
 from absl import logging
 from clu import metric_writers
 
-from slnl_jax import input_pipeline, models, sharding, steps, visualize
+from slnl_jax import config_checks, input_pipeline, models, sharding, steps, visualize
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +151,7 @@ def evaluate_and_log(
     time.perf_counter() - start,
     100 * m["top1"],
     100 * m["top5"],
-    "concat head" if config.dataset.eval_heads == "concat" else "mean of the heads",
+    config_checks.SCORED_BY[config.dataset.eval_heads],
     100 * m["concat_top1"],
     100 * m["position_top1"],
     100 * m["velocity_top1"],

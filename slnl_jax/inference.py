@@ -325,13 +325,14 @@ class Predictor:
     exported = jax.export.export(jax.jit(self._exportable), platforms=tuple(platforms))(*args)
     path = pathlib.Path(path)
     path.write_bytes(exported.serialize())
+    scored_by = config_checks.SCORED_BY[config_checks.saved_setting(data, "dataset.eval_heads")]
     info = {
       "class_names": self.class_names,
       "inputs": {
         "skeleton": f"(batch, frames, persons, {data.num_joints}, {data.num_channels}) float32 raw frames",
         "num_frames": "(batch,) int32 valid frames of each clip, 1..frames",
       },
-      "outputs": f"(batch, {data.num_classes}) float32 class probabilities (concat head)",
+      "outputs": f"(batch, {data.num_classes}) float32 class probabilities ({scored_by})",
       "platforms": list(exported.platforms),
       "checkpoint_step": self.step,
     }
@@ -343,13 +344,13 @@ def _probabilities_fn(
   model: models.SLnLrFA, variables: Any, data: ml_collections.ConfigDict
 ) -> Callable[[jax.Array, jax.Array], jax.Array]:
   views = config_checks.eval_views(data)
-  all_heads = config_checks.saved_setting(data, "dataset.eval_heads") == "all"
+  heads = steps.scored_heads(config_checks.saved_setting(data, "dataset.eval_heads"))
 
   def probabilities(skeleton: jax.Array, num_frames: jax.Array) -> jax.Array:
     # The S views of every clip in one batch through the model, probabilities averaged as steps.eval_step does.
     batch = jnp.concatenate([preprocess(skeleton, num_frames, data, *view) for view in views])
     outputs = model.apply(variables, batch, train=False)
-    logits = jnp.stack([outputs[head] for head in (models.HEADS if all_heads else ("concat",))])
+    logits = jnp.stack([outputs[head] for head in heads])
     probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
     return probs.reshape(-1, skeleton.shape[0], probs.shape[-1]).mean(axis=0)
 

@@ -162,10 +162,9 @@ def _run_mode(config, workdir: str) -> list[str]:
   if not metrics:  # preempted: the log says where it stopped
     logging.flush()
     sys.exit(PREEMPTED_EXIT_CODE)
-  scored_by = "concat head" if config.dataset.eval_heads == "concat" else "mean of the heads"
   return [
     f"{what} on {int(metrics['num_examples'])} examples: top-1 {100 * metrics['top1']:.2f}%, "
-    f"top-5 {100 * metrics['top5']:.2f}% ({scored_by})"
+    f"top-5 {100 * metrics['top5']:.2f}% ({config_checks.SCORED_BY[config.dataset.eval_heads]})"
   ]
 
 

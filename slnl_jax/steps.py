@@ -246,6 +246,11 @@ def train_step(
   return new_state, metrics
 
 
+def scored_heads(eval_heads: str) -> tuple[str, ...]:
+  """The heads whose probabilities are averaged into the model's prediction (config.dataset.eval_heads)."""
+  return models.HEADS if eval_heads == "all" else ("concat",)
+
+
 def eval_step(
   state: TrainState, batch: Batch, *, loss_fn: losses.LossFn, num_classes: int, eval_heads: str = "concat"
 ) -> Metrics:
@@ -273,10 +278,8 @@ def eval_step(
   for head, clip_logits in outputs.items():
     log_probs = jax.nn.log_softmax(clip_logits.astype(jnp.float32), axis=-1).reshape(batch_size, clips, -1)
     scores[head] = jax.nn.logsumexp(log_probs, axis=1) - jnp.log(clips)
-  if eval_heads == "all":
-    prediction = jax.nn.logsumexp(jnp.stack(list(scores.values())), axis=0) - jnp.log(len(scores))
-  else:
-    prediction = scores["concat"]
+  heads = scored_heads(eval_heads)
+  prediction = jax.nn.logsumexp(jnp.stack([scores[h] for h in heads]), axis=0) - jnp.log(len(heads))
 
   def correct(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
     _, top_k = jax.lax.top_k(logits, min(5, num_classes))
