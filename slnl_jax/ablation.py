@@ -625,7 +625,7 @@ def write_report(
   keys = [row.key for rows in tables.values() for row in rows]
   key = curve_key if curve_key in keys else keys[0]
   curve_source = root / "runs" / key / f"seed_{seeds[0]}" / "metrics.jsonl"
-  visualize.plot_learning_curves(curve_source, out_dir / "learning_curve.png", eval_metric="top1")
+  visualize.plot_learning_curves(curve_source, out_dir / "learning_curve.png")
   report = {
     "command": command,
     "seeds": list(seeds),

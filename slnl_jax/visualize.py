@@ -56,16 +56,16 @@ def sown(intermediates: Mapping[str, Any], name: str) -> dict[str, np.ndarray]:
 
 
 def input_saliency(
-  logits_fn: Callable[[jax.Array], jax.Array], x: jax.Array, target: jax.Array | None = None
+  score_fn: Callable[[jax.Array], jax.Array], x: jax.Array, target: jax.Array | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-  """Gradient saliency of each input joint: |d logit_target / d x| summed over the coordinate channels.
+  """Gradient saliency of each input joint: |d score_target / d x| summed over the coordinate channels.
 
   The attention maps live on the N' joints of the skeleton transformer, each a mix of all N input joints
   (Sec. 3.1); the saliency is defined on the input joints themselves.
 
   Args:
-    logits_fn: x -> (B, K) logits, each example's logits depending on that example only (e.g. the model in
-      evaluation mode, `train=False`).
+    score_fn: x -> (B, K) class scores (logits or log-probabilities), each example's depending on that example
+      only (the model in evaluation mode, `train=False`).
     x: (B, ..., C) input, e.g. (B, M, T, V, C) clips.
     target: (B,) class per example; None for each example's predicted class.
 
@@ -74,14 +74,14 @@ def input_saliency(
   """
   x = jnp.asarray(x, jnp.float32)
   if target is None:
-    target = jnp.argmax(logits_fn(x), axis=-1)
+    target = jnp.argmax(score_fn(x), axis=-1)
   target = jnp.asarray(target)
 
-  def target_logits(x: jax.Array) -> jax.Array:
+  def target_scores(x: jax.Array) -> jax.Array:
     # Examples are independent, so the gradient of the sum is each example's own gradient.
-    return jnp.take_along_axis(logits_fn(x), target[:, None], axis=-1).sum()
+    return jnp.take_along_axis(score_fn(x), target[:, None], axis=-1).sum()
 
-  grad = jax.grad(target_logits)(x)
+  grad = jax.grad(target_scores)(x)
   return np.asarray(jnp.abs(grad).sum(axis=-1)), np.asarray(target)
 
 
@@ -365,7 +365,7 @@ def _series(records: list[dict], split: str, key: str, path: str | os.PathLike) 
 
 
 def plot_learning_curves(
-  metrics_path: str | os.PathLike, path: str | os.PathLike, *, eval_metric: str = "concat_top1"
+  metrics_path: str | os.PathLike, path: str | os.PathLike, *, eval_metric: str = "top1"
 ) -> Plot:
   """Training loss and evaluation top-1 per epoch (0-based, as logged) from a trainer's `metrics.jsonl`.
 
@@ -375,7 +375,8 @@ def plot_learning_curves(
     metrics_path: the trainer's metrics.jsonl (see `read_metrics`); train records carry `loss` (the sum of the
       three heads' losses, Eq. 17-18), eval records `eval_metric`.
     path: output image file.
-    eval_metric: the eval accuracy to draw; `concat_top1` is the model's prediction (the concatenated head).
+    eval_metric: the eval accuracy to draw; `top1` is the model's prediction (`config.dataset.eval_heads`), and
+      `concat_top1`, `position_top1`, `velocity_top1` are the heads'.
 
   Returns:
     `Plot` with data `train_epoch`, `train_loss`, `eval_epoch`, `eval_top1`.

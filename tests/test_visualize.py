@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from slnl_jax import visualize
+from slnl_jax import inference, visualize
+from slnl_jax.data import readers
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -161,25 +163,25 @@ def test_learning_curves_from_metrics_jsonl(tmp_path):
     [
       _record(1, 0, "train", loss=3.0, concat_top1=0.1, learning_rate=1e-3),
       _record(2, 0, "train", loss=2.0, concat_top1=0.2, learning_rate=1e-3),
-      _record(2, 0, "eval", concat_loss=2.5, concat_top1=0.25, position_top1=0.2, num_examples=8.0),
+      _record(2, 0, "eval", concat_loss=2.5, top1=0.3, concat_top1=0.25, position_top1=0.2, num_examples=8.0),
       _record(3, 1, "train", loss=1.5),
       _record(4, 1, "train", loss=0.5),
-      _record(4, 1, "eval", concat_loss=1.0, concat_top1=0.5, position_top1=0.375, num_examples=8.0),
+      _record(4, 1, "eval", concat_loss=1.0, top1=0.625, concat_top1=0.5, position_top1=0.375, num_examples=8.0),
       _record(5, 2, "train", loss=0.25),
     ],
   )
   records = visualize.read_metrics(metrics)
   assert len(records) == 7
   assert records[2] == {
-    "step": 2, "epoch": 0, "split": "eval", "concat_loss": 2.5, "concat_top1": 0.25, "position_top1": 0.2,
-    "num_examples": 8.0,
+    "step": 2, "epoch": 0, "split": "eval", "concat_loss": 2.5, "top1": 0.3, "concat_top1": 0.25,
+    "position_top1": 0.2, "num_examples": 8.0,
   }  # fmt: skip
   plot = visualize.plot_learning_curves(metrics, tmp_path / "curves.png")
   assert _is_image(plot.path)
   np.testing.assert_allclose(plot.data["train_epoch"], [0, 1, 2])
   np.testing.assert_allclose(plot.data["train_loss"], [2.5, 1.0, 0.25])  # the mean of each epoch's records
   np.testing.assert_allclose(plot.data["eval_epoch"], [0, 1])
-  np.testing.assert_allclose(plot.data["eval_top1"], [0.25, 0.5])
+  np.testing.assert_allclose(plot.data["eval_top1"], [0.3, 0.625])  # the prediction's top-1 (eval_heads)
   position = visualize.plot_learning_curves(metrics, tmp_path / "position.png", eval_metric="position_top1")
   np.testing.assert_allclose(position.data["eval_top1"], [0.2, 0.375])
 
@@ -197,7 +199,7 @@ def test_read_metrics_names_the_bad_line(tmp_path):
 def test_learning_curves_need_eval_records(tmp_path):
   metrics = tmp_path / "metrics.jsonl"
   _write_jsonl(metrics, [_record(1, 0, "train", loss=1.0)])
-  with pytest.raises(ValueError, match="no 'eval' record carries 'concat_top1'"):
+  with pytest.raises(ValueError, match="no 'eval' record carries 'top1'"):
     visualize.plot_learning_curves(metrics, tmp_path / "curves.png")
 
 
@@ -248,6 +250,7 @@ TINY = {
   "train.steps_per_epoch": 2,
   "train.num_epochs": 1,
   "train.log_every_steps": 1,
+  "dataset.eval_heads": "all",  # the tool's prediction follows it (checked against the Predictor below)
 }
 
 
@@ -277,4 +280,10 @@ def test_tool_writes_all_five_pictures(tmp_path):
     assert _is_image(out / name), name
   with Image.open(out / "skeleton_attention.gif") as gif:
     assert gif.n_frames == TINY["dataset.num_frames"]
-  assert "predicted" in result.stdout
+  # The printed prediction is the model's as `inference.Predictor` (with one evaluation view, the centre crop of
+  # the tool's picture) scores it: the mean of the three heads' probabilities.
+  predictor = inference.Predictor.from_workdir(workdir)
+  [(label, probability)] = predictor.predict([readers.read_file(clip).skeleton], top_k=1)[0]
+  printed = re.search(r"predicted (.+) \(p = ([0-9.]+)\)", result.stdout)
+  assert printed and printed[1] == label, result.stdout
+  assert float(printed[2]) == pytest.approx(probability, abs=1e-3)
