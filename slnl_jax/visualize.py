@@ -56,16 +56,16 @@ def sown(intermediates: Mapping[str, Any], name: str) -> dict[str, np.ndarray]:
 
 
 def input_saliency(
-  score_fn: Callable[[jax.Array], jax.Array], x: jax.Array, target: jax.Array | None = None
+  logits_fn: Callable[[jax.Array], jax.Array], x: jax.Array, target: jax.Array | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-  """Gradient saliency of each input joint: |d score_target / d x| summed over the coordinate channels.
+  """Gradient saliency of each input joint: |d logit_target / d x| summed over the coordinate channels.
 
   The attention maps live on the N' joints of the skeleton transformer, each a mix of all N input joints
   (Sec. 3.1); the saliency is defined on the input joints themselves.
 
   Args:
-    score_fn: x -> (B, K) class scores (logits or log-probabilities), each example's depending on that example
-      only (the model in evaluation mode, `train=False`).
+    logits_fn: x -> (B, K) logits, each example's logits depending on that example only (e.g. the model in
+      evaluation mode, `train=False`).
     x: (B, ..., C) input, e.g. (B, M, T, V, C) clips.
     target: (B,) class per example; None for each example's predicted class.
 
@@ -74,14 +74,14 @@ def input_saliency(
   """
   x = jnp.asarray(x, jnp.float32)
   if target is None:
-    target = jnp.argmax(score_fn(x), axis=-1)
+    target = jnp.argmax(logits_fn(x), axis=-1)
   target = jnp.asarray(target)
 
-  def target_scores(x: jax.Array) -> jax.Array:
+  def target_logits(x: jax.Array) -> jax.Array:
     # Examples are independent, so the gradient of the sum is each example's own gradient.
-    return jnp.take_along_axis(score_fn(x), target[:, None], axis=-1).sum()
+    return jnp.take_along_axis(logits_fn(x), target[:, None], axis=-1).sum()
 
-  grad = jax.grad(target_scores)(x)
+  grad = jax.grad(target_logits)(x)
   return np.asarray(jnp.abs(grad).sum(axis=-1)), np.asarray(target)
 
 

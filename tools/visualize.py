@@ -7,9 +7,9 @@ Into --out (default <workdir>/pictures):
   nonlocal_affinity.png   spatio-temporal non-local affinity of the first SLnL block of the position stream, for
                           one query position (--query=t,n; default the centre), over frames x transformed joints
   skeleton_attention.gif  the clip as the model sees it (inference.prepare_clip: centre crop resized to T frames),
-                          every person present, joints coloured by the gradient saliency |d log p / d x| of
-                          the predicted class summed over the coordinates, p the model's probability as its
-                          evaluation scores it (config.dataset.eval_heads) on this one view. The non-local maps
+                          every person present, joints coloured by the gradient saliency |d logit / d x| of
+                          the predicted class summed over the coordinates (the prediction and the logit: the
+                          heads config.dataset.eval_heads scores with, on this one view). The non-local maps
                           live on the N' joints of the skeleton transformer, which mixes all input joints
                           (Sec. 3.1); the saliency is what maps back to the input joints.
   confusion_matrix.png    the last evaluation's confusion matrix (workdir/eval/confusion_matrix.npy) and
@@ -65,17 +65,19 @@ def main(argv: Sequence[str]) -> None:
   model = models.create_model(config)
 
   apply = jax.jit(model.apply, static_argnames=("train", "mutable"))
-  _, state = apply(variables, x, train=False, mutable=("intermediates",))
+  logits, state = apply(variables, x, train=False, mutable=("intermediates",))
   heads = steps.scored_heads(config_checks.saved_setting(config.dataset, "dataset.eval_heads"))
+  # The model's prediction as its evaluation scores it (eval_heads): the mean of the scored heads' probabilities.
+  probabilities = jnp.mean(jnp.stack([jax.nn.softmax(logits[head][0]) for head in heads]), axis=0)
+  predicted = int(jnp.argmax(probabilities))
+  probability = float(probabilities[predicted])
 
-  def log_probabilities(x: jax.Array) -> jax.Array:
-    # The model's prediction as its evaluation scores it: the mean of the scored heads' probabilities.
+  def mean_logits(x: jax.Array) -> jax.Array:
+    # The class score of gradient saliency (a logit, not a probability): the scored heads' mean.
     outputs = apply(variables, x, train=False)
-    return jnp.log(jnp.mean(jnp.stack([jax.nn.softmax(outputs[head]) for head in heads]), axis=0))
+    return jnp.mean(jnp.stack([outputs[head] for head in heads]), axis=0)
 
-  saliency, target = visualize.input_saliency(log_probabilities, x)
-  predicted = int(target[0])
-  probability = float(jnp.exp(log_probabilities(x)[0, predicted]))
+  saliency, _ = visualize.input_saliency(mean_logits, x, jnp.array([predicted]))
   label = names[predicted]
   print(f"{_INPUT.value}: predicted {label} (p = {probability:.3f})")
 
