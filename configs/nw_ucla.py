@@ -39,8 +39,8 @@ ran: 78.66 % against 76.85 %, higher on both folds (2026-12-06). On view 3 it mo
 89.87 % and Baseline1 from 90.23 to 89.01 % (3 seeds, docs/results.md's "120 epochs, mixup"). A clip is scored by
 the mean probability of the three heads (`eval_heads` "all"; the paper's is the concat head's): on the preset's ten
 validation runs 79.57 % against 78.78 % (2026-12-06, a rule written before), on view 3 89.66 % against 89.87 %.
-Against it, channels (48, 48, 96, 96) and dropout 0.1 did not pass (79.57 and 79.87 % against 79.44 %, seeds 0 and 1
-of both folds, each lower on the first fold).
+Against it, channels (48, 48, 96, 96), dropout 0.1 and tilts of 35 degrees did not pass (79.57, 79.87 and 78.65 %
+against 79.44 %, seeds 0 and 1 of both folds, each lower on the first fold).
 """
 
 import os
