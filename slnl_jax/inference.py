@@ -344,15 +344,13 @@ def _probabilities_fn(
   model: models.SLnLrFA, variables: Any, data: ml_collections.ConfigDict
 ) -> Callable[[jax.Array, jax.Array], jax.Array]:
   views = config_checks.eval_views(data)
-  heads = steps.scored_heads(config_checks.saved_setting(data, "dataset.eval_heads"))
+  eval_heads = config_checks.saved_setting(data, "dataset.eval_heads")
 
   def probabilities(skeleton: jax.Array, num_frames: jax.Array) -> jax.Array:
     # The S views of every clip in one batch through the model, probabilities averaged as steps.eval_step does.
     batch = jnp.concatenate([preprocess(skeleton, num_frames, data, *view) for view in views])
-    outputs = model.apply(variables, batch, train=False)
-    logits = jnp.stack([outputs[head] for head in heads])
-    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-    return probs.reshape(-1, skeleton.shape[0], probs.shape[-1]).mean(axis=0)
+    probs = steps.scored_probabilities(model.apply(variables, batch, train=False), eval_heads)
+    return probs.reshape(len(views), skeleton.shape[0], probs.shape[-1]).mean(axis=0)
 
   return probabilities
 

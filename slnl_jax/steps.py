@@ -248,7 +248,14 @@ def train_step(
 
 def scored_heads(eval_heads: str) -> tuple[str, ...]:
   """The heads whose probabilities are averaged into the model's prediction (config.dataset.eval_heads)."""
-  return models.HEADS if eval_heads == "all" else ("concat",)
+  return models.HEADS if eval_heads == "all" else (models.PREDICTION_HEAD,)
+
+
+def scored_probabilities(outputs: Mapping[str, jax.Array], eval_heads: str) -> jax.Array:
+  """The model's (..., K) float32 class probabilities from its {head: logits}: the mean of the softmax of the
+  `scored_heads(eval_heads)`."""
+  heads = scored_heads(eval_heads)
+  return jnp.mean(jnp.stack([jax.nn.softmax(outputs[head].astype(jnp.float32), axis=-1) for head in heads]), axis=0)
 
 
 def eval_step(

@@ -66,16 +66,15 @@ def main(argv: Sequence[str]) -> None:
 
   apply = jax.jit(model.apply, static_argnames=("train", "mutable"))
   logits, state = apply(variables, x, train=False, mutable=("intermediates",))
-  heads = steps.scored_heads(config_checks.saved_setting(config.dataset, "dataset.eval_heads"))
-  # The model's prediction as its evaluation scores it (eval_heads): the mean of the scored heads' probabilities.
-  probabilities = jnp.mean(jnp.stack([jax.nn.softmax(logits[head][0]) for head in heads]), axis=0)
+  eval_heads = config_checks.saved_setting(config.dataset, "dataset.eval_heads")
+  probabilities = steps.scored_probabilities(logits, eval_heads)[0]  # the prediction as evaluation scores it
   predicted = int(jnp.argmax(probabilities))
   probability = float(probabilities[predicted])
 
   def mean_logits(x: jax.Array) -> jax.Array:
     # The class score of gradient saliency (a logit, not a probability): the scored heads' mean.
     outputs = apply(variables, x, train=False)
-    return jnp.mean(jnp.stack([outputs[head] for head in heads]), axis=0)
+    return jnp.mean(jnp.stack([outputs[head] for head in steps.scored_heads(eval_heads)]), axis=0)
 
   saliency, _ = visualize.input_saliency(mean_logits, x, jnp.array([predicted]))
   label = names[predicted]
