@@ -38,6 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
   # View normalisation after the crop, at training and evaluation (xyz data only; off: the paper's setting):
   config.dataset.center_joint = -1  # subtract this joint's xyz in the first frame (-1: off)
   config.dataset.minmax_normalize = False  # each of x, y, z of a clip mapped onto [-1, 1]
+  config.dataset.minmax_isotropic = False  # min-max with one scale for all three axes (the largest extent's)
   # (l1, r1, l2, r2, ...): the cropped clip turned about the vertical axis so that the first person's summed
   # left -> right vectors (e.g. hips and shoulders) point along +x, before any random or evaluation turn (() = off).
   config.dataset.align_joints = ()

@@ -79,6 +79,7 @@ BEFORE_THE_KEY = {
   "dataset.eval_heads": "concat",
   "dataset.center_joint": -1,
   "dataset.minmax_normalize": False,
+  "dataset.minmax_isotropic": False,
   "dataset.align_joints": (),
   "dataset.train_mirror_pairs": (),
   "dataset.train_shear": 0.0,
@@ -292,6 +293,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
   }
   for key, used in xyz_only.items():
     _require(not used or channels >= 3, f"dataset.{key}", data[key], "off for data of fewer than 3 (xyz) channels")
+  _require(
+    not data.minmax_isotropic or data.minmax_normalize,
+    "dataset.minmax_isotropic",
+    data.minmax_isotropic,
+    "False unless dataset.minmax_normalize is True (it is a kind of min-max)",
+  )
   _require(
     data.eval_turns == 1 or data.train_rotation_deg > 0,
     "dataset.eval_turns",

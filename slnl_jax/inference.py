@@ -96,15 +96,18 @@ def center_on_joint(skeleton: jax.Array, joint: int) -> jax.Array:
   return jnp.concatenate([skeleton[..., :3] - present * skeleton[0, 0, joint, :3], skeleton[..., 3:]], axis=-1)
 
 
-def minmax_normalize(skeleton: jax.Array) -> jax.Array:
-  """input_pipeline.minmax_normalize in jax.numpy: x, y, z of the persons present each onto [-1, 1]."""
+def minmax_normalize(skeleton: jax.Array, isotropic: bool = False) -> jax.Array:
+  """input_pipeline.minmax_normalize in jax.numpy: x, y, z of the persons present each onto [-1, 1], or
+  (`isotropic`) each centred on its range's midpoint and all divided by half the largest extent."""
   inside = jnp.any(skeleton != 0.0, axis=(0, 2, 3)).reshape(1, -1, 1, 1)
   xyz = skeleton[..., :3]
   low = jnp.min(jnp.where(inside, xyz, jnp.inf), axis=(0, 1, 2))
   high = jnp.max(jnp.where(inside, xyz, -jnp.inf), axis=(0, 1, 2))
   extent = high - low
-  has_extent = extent > 0
-  normalized = jnp.where(has_extent, 2.0 * (xyz - low) / jnp.where(has_extent, extent, 1.0) - 1.0, 0.0)
+  span = jnp.max(extent) if isotropic else extent
+  has_span = span > 0
+  safe = jnp.where(has_span, span, 1.0)
+  normalized = jnp.where(has_span, 2.0 * (xyz - low) / safe - extent / safe, 0.0)
   return jnp.concatenate([normalized * inside.astype(jnp.float32), skeleton[..., 3:]], axis=-1)
 
 
@@ -142,8 +145,9 @@ def preprocess(
   # Cut or zero-pad to M persons in one op that also holds for a symbolic M_in.
   skeleton = jnp.concatenate([skeleton.astype(jnp.float32), padding], axis=2)[:, :, : data.num_persons]
 
-  align, joint, minmax = (
-    config_checks.saved_setting(data, f"dataset.{k}") for k in ("align_joints", "center_joint", "minmax_normalize")
+  align, joint, minmax, isotropic = (
+    config_checks.saved_setting(data, f"dataset.{k}")
+    for k in ("align_joints", "center_joint", "minmax_normalize", "minmax_isotropic")
   )
 
   def one(clip: jax.Array, n: jax.Array) -> jax.Array:
@@ -158,7 +162,7 @@ def preprocess(
     if joint >= 0:
       clip = center_on_joint(clip, joint)
     if minmax:
-      clip = minmax_normalize(clip)
+      clip = minmax_normalize(clip, isotropic)
     return clip.transpose(1, 0, 2, 3)
 
   return jax.vmap(one)(skeleton, num_frames.astype(jnp.int32))

@@ -207,19 +207,26 @@ def center_on_joint(skeleton: tf.Tensor, joint: int) -> tf.Tensor:
   return tf.concat([skeleton[..., :3] - weight * skeleton[0, 0, joint, :3], skeleton[..., 3:]], axis=-1)
 
 
-def minmax_normalize(skeleton: tf.Tensor) -> tf.Tensor:
+def minmax_normalize(skeleton: tf.Tensor, isotropic: bool = False) -> tf.Tensor:
   """Maps each of x, y, z of the clip linearly onto [-1, 1]: its min over frames, joints and persons present to -1,
   its max to 1 (CTR-GCN's N-UCLA feeder). An axis without extent (max = min) becomes 0; an all-zero person slot
   stays zero and is left out of the min and max. Removes the subject's size and distance from the camera, and
-  with them a random scale of the clip: `train_scale_range` does nothing under it."""
+  with them a random scale of the clip: `train_scale_range` does nothing under it.
+
+  `isotropic`: one scale for all three axes instead (`dataset.minmax_isotropic`): each axis centred on the
+  midpoint of its range and divided by half the largest axis's extent, so the largest axis spans [-1, 1] and the
+  body keeps its proportions; a turn of the clip then reaches the model as a turn, up to a shift and one scale."""
   present = tf.reduce_any(tf.not_equal(skeleton, 0.0), axis=(0, 2, 3))
   inside = tf.reshape(present, (1, -1, 1, 1))
   xyz = skeleton[..., :3]
   low = tf.reduce_min(tf.where(inside, xyz, math.inf), axis=(0, 1, 2))
   high = tf.reduce_max(tf.where(inside, xyz, -math.inf), axis=(0, 1, 2))
   extent = high - low  # -inf when nobody is present: then every slot is zero and stays so
-  has_extent = extent > 0
-  normalized = tf.where(has_extent, 2.0 * (xyz - low) / tf.where(has_extent, extent, 1.0) - 1.0, 0.0)
+  span = tf.reduce_max(extent) if isotropic else extent
+  has_span = span > 0
+  safe = tf.where(has_span, span, 1.0)
+  # 2 (x - low) / span - extent / span: per axis extent / span is exactly 1, isotropic it centres the axis's range.
+  normalized = tf.where(has_span, 2.0 * (xyz - low) / safe - extent / safe, 0.0)
   normalized *= tf.cast(inside, tf.float32)
   return tf.concat([normalized, skeleton[..., 3:]], axis=-1)
 
@@ -301,7 +308,7 @@ def _to_model_input(skeleton: tf.Tensor, label: tf.Tensor, config: ml_collection
   if data.center_joint >= 0:
     skeleton = center_on_joint(skeleton, data.center_joint)
   if data.minmax_normalize:
-    skeleton = minmax_normalize(skeleton)
+    skeleton = minmax_normalize(skeleton, data.minmax_isotropic)
   return {"skeleton": tf.transpose(skeleton, (1, 0, 2, 3)), "label": tf.cast(label, tf.int32)}
 
 

@@ -118,6 +118,15 @@ def test_view_settings_need_xyz(key, value):
     config_checks.validate(config)
 
 
+def test_isotropic_minmax_needs_minmax():
+  config = _load("default")
+  config.dataset.minmax_isotropic = True
+  with pytest.raises(config_checks.ConfigError, match=r"config.dataset.minmax_isotropic=True: must be False unless"):
+    config_checks.validate(config)
+  config.dataset.minmax_normalize = True
+  config_checks.validate(config)
+
+
 def test_the_model_checks_come_through():
   config = _load("default")
   config.model.num_slnl_blocks = 7

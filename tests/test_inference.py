@@ -118,6 +118,7 @@ def real_clips(shared_data):
     ({"center_channels": 3}, 1e-5),
     ({"center_joint": 1}, 1e-6),
     ({"minmax_normalize": True}, 1e-6),
+    ({"minmax_normalize": True, "minmax_isotropic": True}, 1e-6),
     ({"center_channels": 3, "center_joint": 1, "minmax_normalize": True}, 1e-5),
     # Two crops, each at three turns (-40, 0, 40 degrees) about the clip's mean: a rotation of ~3 m coordinates.
     ({"eval_clips": 2, "eval_turns": 3, "train_rotation_deg": 40.0}, 1e-5),

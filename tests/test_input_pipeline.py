@@ -592,6 +592,27 @@ def test_minmax_normalize_hand_worked():
   assert np.all(empty == 0.0)  # nobody present: zeros, no NaN
 
 
+def test_isotropic_minmax_normalize_hand_worked():
+  # The clip of the test above: x 1..7 (extent 6), y 5 (none), z -2..2 (extent 4); one scale, half of 6.
+  skeleton = np.zeros((2, 2, 2, 4), np.float32)
+  skeleton[:, 1, :, 3] = 0.9
+  skeleton[0, 1, 0, :3] = [1.0, 5.0, -2.0]
+  skeleton[0, 1, 1, :3] = [3.0, 5.0, 0.0]
+  skeleton[1, 1, 0, :3] = [5.0, 5.0, -2.0]
+  skeleton[1, 1, 1, :3] = [7.0, 5.0, 2.0]
+  normalized = input_pipeline.minmax_normalize(tf.constant(skeleton), isotropic=True).numpy()
+  # x: (x - 4) / 3; y: its one value is its midpoint -> 0; z: (z - 0) / 3, so -2..2 -> -2/3..2/3.
+  expected = skeleton.copy()
+  expected[0, 1, 0, :3] = [-1.0, 0.0, -2 / 3]
+  expected[0, 1, 1, :3] = [-1 / 3, 0.0, 0.0]
+  expected[1, 1, 0, :3] = [1 / 3, 0.0, -2 / 3]
+  expected[1, 1, 1, :3] = [1.0, 0.0, 2 / 3]
+  np.testing.assert_allclose(normalized, expected, atol=1e-6)
+  assert np.all(normalized[:, 0] == 0.0)
+  empty = input_pipeline.minmax_normalize(tf.zeros((2, 2, 2, 3)), isotropic=True).numpy()
+  assert np.all(empty == 0.0)
+
+
 def test_view_normalisation_applies_to_train_and_eval_batches():
   # _xyz_dataset: x = frame + joint, y = example id (no extent), z = 2 * joint; centred on joint 1, min-max.
   view = {"num_channels": 3, "center_joint": 1, "minmax_normalize": True}
@@ -603,6 +624,20 @@ def test_view_normalisation_applies_to_train_and_eval_batches():
       assert np.all(skeleton[..., 1] == 0.0)
       np.testing.assert_allclose(skeleton[..., 0, 1, 2], 1.0, atol=1e-6)  # z of joint 1 is the max
       np.testing.assert_allclose(skeleton[..., 0, 0, 2], -1.0, atol=1e-6)
+
+
+def test_isotropic_minmax_keeps_the_clips_proportions_in_train_and_eval_batches():
+  # _xyz_dataset: in every frame joint 1 is 1 further along x and 2 further along z than joint 0; one scale keeps
+  # that 1 : 2, where the per-axis map would stretch each axis onto [-1, 1] on its own.
+  view = {"num_channels": 3, "minmax_normalize": True, "minmax_isotropic": True}
+  for batches in (_train(_xyz_dataset(8), **view), _eval(_xyz_dataset(8), **view)):
+    for batch in batches:
+      skeleton = batch["skeleton"][batch.get("mask", np.ones(4, bool))]
+      step = skeleton[..., 1, :] - skeleton[..., 0, :]
+      np.testing.assert_allclose(step[..., 2], 2.0 * step[..., 0], rtol=1e-5)
+      extents = skeleton.max(axis=(1, 2, 3)) - skeleton.min(axis=(1, 2, 3))
+      np.testing.assert_allclose(extents.max(axis=-1), 2.0, atol=1e-6)  # the largest axis spans [-1, 1]
+      assert np.all(skeleton[..., 1] == 0.0)
 
 
 def test_train_tilt_turns_each_clip_about_x_and_keeps_its_crop_and_the_turn():
