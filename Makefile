@@ -41,7 +41,7 @@ test: lint
 # target rescores the finished runs from their final checkpoints (54 runs in 15 minutes at 25 views; the tilt-20
 # ends' 6 in 12) instead of training them; the mixup ends' two lines, one scoring by the concat head and one by the
 # three heads, rescore the same 6 runs each time (16.5 min with four training runs beside them, 2026-12-06).
-# MSR's Tables 3 and 4 (3 seeds) and Table 5 (seed 0 only) reuse the MSR chain's runs: about 1 h 40 min with two
+# MSR's Tables 3 and 4 (3 seeds) and Table 5 (seed 0 only) reuse the MSR chain's runs: about 1 h 15 min with two
 # or three processes sharing the runs on the 2 cores (2026-12-06).
 SEEDS ?= 3
 NWU := N-UCLA cross-view: the chain
