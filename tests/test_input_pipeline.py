@@ -570,14 +570,19 @@ def test_center_on_joint_hand_worked():
   assert np.all(centred[:, 2] == 0.0)  # the absent person stays absent
 
 
-def test_minmax_normalize_hand_worked():
-  # Two frames, persons 0 (absent) and 1, two joints, (x, y, z, score).
+def _minmax_clip() -> np.ndarray:
+  """Two frames, persons 0 (absent) and 1, two joints, (x, y, z, score): x 1..7, y 5, z -2..2."""
   skeleton = np.zeros((2, 2, 2, 4), np.float32)
   skeleton[:, 1, :, 3] = 0.9  # score: never normalised
   skeleton[0, 1, 0, :3] = [1.0, 5.0, -2.0]
   skeleton[0, 1, 1, :3] = [3.0, 5.0, 0.0]
   skeleton[1, 1, 0, :3] = [5.0, 5.0, -2.0]
   skeleton[1, 1, 1, :3] = [7.0, 5.0, 2.0]
+  return skeleton
+
+
+def test_minmax_normalize_hand_worked():
+  skeleton = _minmax_clip()
   normalized = input_pipeline.minmax_normalize(tf.constant(skeleton)).numpy()
   # x: 1..7 -> -1..1 (1, 3, 5, 7 -> -1, -1/3, 1/3, 1); y: no extent -> 0; z: -2..2 -> -1..1. The absent
   # person's zeros do not count as a minimum of 0.
@@ -593,13 +598,8 @@ def test_minmax_normalize_hand_worked():
 
 
 def test_isotropic_minmax_normalize_hand_worked():
-  # The clip of the test above: x 1..7 (extent 6), y 5 (none), z -2..2 (extent 4); one scale, half of 6.
-  skeleton = np.zeros((2, 2, 2, 4), np.float32)
-  skeleton[:, 1, :, 3] = 0.9
-  skeleton[0, 1, 0, :3] = [1.0, 5.0, -2.0]
-  skeleton[0, 1, 1, :3] = [3.0, 5.0, 0.0]
-  skeleton[1, 1, 0, :3] = [5.0, 5.0, -2.0]
-  skeleton[1, 1, 1, :3] = [7.0, 5.0, 2.0]
+  # x 1..7 (extent 6), y 5 (none), z -2..2 (extent 4): one scale, half of 6.
+  skeleton = _minmax_clip()
   normalized = input_pipeline.minmax_normalize(tf.constant(skeleton), isotropic=True).numpy()
   # x: (x - 4) / 3; y: its one value is its midpoint -> 0; z: (z - 0) / 3, so -2..2 -> -2/3..2/3.
   expected = skeleton.copy()
