@@ -20,20 +20,23 @@ from its latest checkpoint (slnl_jax/train.py), and a run trained with another c
 find the old runs). Evaluation-only settings (`EVAL_SETTINGS`: the crop ratio, the numbers of crops, turns and
 starts, the heads that score a clip) are not part of the key: a study rerun with other ones evaluates each
 finished run's final checkpoint again instead of training it again, and result.json records the settings its
-top-1 was scored with.
+top-1 was scored with and the machine that trained it (`machine`), which a report lists.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
 import math
 import os
 import pathlib
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+import jax
 import ml_collections
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -243,9 +246,9 @@ def run_once(
 
   The result is the last evaluation in `workdir/metrics.jsonl` once it is at the final step; a run stopped
   earlier (SIGTERM) raises, and rerunning resumes it. `wall_s` is the time this tool spent training it
-  (summed over resumptions). A run trained with another config is never reused (`check_same_config`). A
-  finished run scored with other `EVAL_SETTINGS` than `config`'s has its final checkpoint evaluated again
-  (`evaluate_fn`) and its result rewritten.
+  (summed over resumptions), `machine` what finished training it (`machine()`). A run trained with another
+  config is never reused (`check_same_config`). A finished run scored with other `EVAL_SETTINGS` than `config`'s
+  has its final checkpoint evaluated again (`evaluate_fn`) and its result rewritten.
 
   Raises:
     StudyError: the run stopped before its final step, or `workdir` holds a run of another config.
@@ -268,9 +271,33 @@ def run_once(
   wall_s = time.perf_counter() - start + (float(spent_path.read_text()) if spent_path.exists() else 0.0)
   evaluation.write_atomic(spent_path, f"{wall_s}\n")
   last = _final_eval(workdir, "eval", _total_steps(config, workdir))
-  result = {**last, "seed": config.seed, "wall_s": wall_s, "eval": scoring, "artifacts": "eval"}
+  result = {**last, "seed": config.seed, "wall_s": wall_s, "eval": scoring, "artifacts": "eval", "machine": machine()}
   evaluation.write_atomic(result_path, json.dumps(result, indent=2) + "\n")
   return result
+
+
+# The vector extensions XLA's CPU backend compiles for, widest first (the /proc/cpuinfo flag names).
+_CPU_EXTENSIONS = ("avx512f", "avx2", "avx", "sse4_2")
+
+
+def machine() -> str:
+  """What trains here, as a run's result.json records it: the accelerator kind and count, or on a CPU its model
+  and the widest vector extension XLA may use (with XLA_FLAGS' `--xla_cpu_max_isa` cap, when set), and jax's
+  version. On a CPU the extension sets the float round-off: the same run with the same code, data and seed, compiled
+  for SSE4.2 instead of AVX-512, ended one clip apart on MSR Action3D (docs/results.md), so runs from different
+  machines need not agree to the last digit."""
+  device = jax.devices()[0]
+  if device.platform != "cpu":
+    return f"{jax.device_count()} x {device.device_kind}, jax {jax.__version__}"
+  cpuinfo = pathlib.Path("/proc/cpuinfo")
+  text = cpuinfo.read_text() if cpuinfo.exists() else ""
+  model = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+  flags = re.search(r"^flags\s*:\s*(.+)$", text, re.MULTILINE)
+  widest = next((e for e in _CPU_EXTENSIONS if flags and e in flags.group(1).split()), None)
+  cap = re.search(r"--xla_cpu_max_isa=(\S+)", os.environ.get("XLA_FLAGS", ""))
+  extension = ", ".join(filter(None, [widest, cap and f"XLA capped at {cap.group(1)}"]))
+  name = f"CPU {model.group(1).strip() if model else 'of unknown model'}"
+  return f"{name}{f' ({extension})' if extension else ''}, jax {jax.__version__}"
 
 
 def _final_eval(workdir: pathlib.Path, split: str, total: int) -> dict[str, float]:
@@ -526,6 +553,14 @@ def render_report(report: Mapping, image_dir: str = "", level: int = 1) -> list[
     " on the test split after the last epoch; mean ± sample standard deviation over seeds; in bold, the row the"
     " paper carries forward.",
   ]
+  machines = report.get("machines")  # reports written before it have none
+  if machines:
+    listed = "; ".join(
+      f"{machine or 'not recorded (finished before runs recorded it)'} ({n} run{'s' * (n > 1)})"
+      for machine, n in machines
+    )
+    caution = " Runs from different machines need not agree to the last digit (float round-off; docs/results.md)."
+    lines += ["", f"Trained on: {listed}.{caution if len(machines) > 1 else ''}"]
   for study, rows in _tables(report).items():
     lines += ["", f"{head}# {_title(report, study)}", "", markdown_table(rows), "", paper_choice_sentence(rows)]
     lines += ["", f"![{study}]({image_dir}{study}.png)"]
@@ -593,6 +628,18 @@ def _errors(
   return {"class_names": names, "confusion_key": shown, "rows": rows, "missing": missing}
 
 
+def _machines(tables: Mapping[str, Sequence[Row]], root: pathlib.Path, seeds: Sequence[int]) -> list[list]:
+  """[machine, runs] for each machine that trained the report's runs (their result.json's "machine"; None where a
+  run finished before it was recorded), most runs first."""
+  runs = {row.key for rows in tables.values() for row in rows}
+  counts = collections.Counter(
+    json.loads((root / "runs" / run / f"seed_{seed}" / RESULT_FILE).read_text()).get("machine")
+    for run in sorted(runs)
+    for seed in seeds
+  )
+  return [[machine, n] for machine, n in counts.most_common()]
+
+
 def write_report(
   tables: Mapping[str, Sequence[Row]],
   root: pathlib.Path,
@@ -612,8 +659,8 @@ def write_report(
   (config.dataset.eval_heads) names what scored the top-1s.
   `results.json` holds everything results.md shows: {"command", "seeds", "eval_heads", "chain": true, "studies": {study:
   [row, ...]}, "learning_curve": {"key", "seed"}, "errors": {"class_names", "confusion_key", "rows": [{"label",
-  "key", "errors", "clips", "pairs"}, ...], "missing": [key, ...]}}, each study row `Row`'s fields plus its "mean"
-  and "std".
+  "key", "errors", "clips", "pairs"}, ...], "missing": [key, ...]}, "machines": [[machine or None, runs], ...]},
+  each study row `Row`'s fields plus its "mean" and "std".
   """
   out_dir.mkdir(parents=True, exist_ok=True)
   for study in (TITLES.keys() | EARLIER_TITLES.keys()) - tables.keys():  # a reused report dir shows only these
@@ -634,6 +681,7 @@ def write_report(
     "studies": studies,
     "learning_curve": {"key": key, "seed": seeds[0]},
     "errors": _errors(tables, root, seeds, key, out_dir / "confusion_matrix.png"),
+    "machines": _machines(tables, root, seeds),
   }
   (out_dir / "results.json").write_text(json.dumps(report, indent=2) + "\n")
   path = out_dir / "results.md"

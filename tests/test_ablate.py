@@ -5,11 +5,13 @@ import fcntl
 import hashlib
 import json
 import math
+import pathlib
 import subprocess
 import sys
 import threading
 import time
 
+import jax
 import numpy as np
 import pytest
 
@@ -336,6 +338,44 @@ def test_the_errors_section_names_the_classes(tmp_path):
   assert not any("errors" in line for line in ablation.render_report(report))
 
 
+def test_machine_names_the_cpu_its_vector_extension_and_an_xla_cap(monkeypatch):
+  cpuinfo = pathlib.Path("/proc/cpuinfo")
+  if not cpuinfo.exists():
+    pytest.skip("no /proc/cpuinfo on this system")
+  lines = cpuinfo.read_text().splitlines()
+  model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+  flags = next(line.split(":", 1)[1].split() for line in lines if line.startswith("flags"))
+  widest = next(e for e in ("avx512f", "avx2", "avx", "sse4_2") if e in flags)
+  monkeypatch.delenv("XLA_FLAGS", raising=False)
+  assert ablation.machine() == f"CPU {model} ({widest}), jax {jax.__version__}"
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2 --xla_cpu_max_isa=SSE4_2")
+  assert ablation.machine() == f"CPU {model} ({widest}, XLA capped at SSE4_2), jax {jax.__version__}"
+
+
+def test_the_report_lists_the_machines_that_trained_its_runs(tmp_path):
+  rows = [ablation.Row("B1", "k0", {0: 0.8, 1: 0.8}, 1.0), ablation.Row("full", "k1", {0: 0.9, 1: 0.9}, 1.0)]
+  machines = {("k0", 0): "CPU A (avx2), jax 1", ("k0", 1): "CPU B (avx512f), jax 1", ("k1", 0): "CPU A (avx2), jax 1"}
+  for key in ("k0", "k1"):
+    for seed in (0, 1):
+      run = tmp_path / "runs" / key / f"seed_{seed}"
+      run.mkdir(parents=True)
+      result = {"top1": 0.8} | ({"machine": machines[key, seed]} if (key, seed) in machines else {})
+      (run / "result.json").write_text(json.dumps(result))
+  # By hand: A trained two runs, B one, and k1's seed 1 finished before runs recorded it.
+  listed = [["CPU A (avx2), jax 1", 2], ["CPU B (avx512f), jax 1", 1], [None, 1]]
+  assert ablation._machines({"chain": rows}, tmp_path, [0, 1]) == listed
+  report = _report(
+    "python tools/ablate.py A", {"chain": [("B1", "k0", 0.8, 0.8, 1), ("full", "k1", 0.9, 0.9, 1)]}, "k1"
+  )
+  assert not any(line.startswith("Trained on") for line in ablation.render_report(report))  # written before it
+  report["machines"] = listed
+  assert (
+    "Trained on: CPU A (avx2), jax 1 (2 runs); CPU B (avx512f), jax 1 (1 run); not recorded (finished before runs "
+    "recorded it) (1 run). Runs from different machines need not agree to the last digit (float round-off; "
+    "docs/results.md)."
+  ) in ablation.render_report(report)
+
+
 def test_unknown_study_is_named(tmp_path):
   with pytest.raises(ValueError, match="unknown study 'lossy'"):
     ablation.run_study(msr_action3d.get_config(), ["lossy"], [0], tmp_path, ablations.apply, _never_train)
@@ -388,6 +428,9 @@ def test_tiny_real_study_end_to_end(tmp_path, shared_data, monkeypatch):
     confusion = np.load(root / "runs" / row["key"] / "seed_0" / "eval" / "confusion_matrix.npy")
     assert row["pairs"][0][2] == (confusion - np.diag(np.diag(confusion))).max()
   assert "## Where the errors are (summed over the seeds)" in text and errors["missing"] == []
+  # Both runs trained here: the report says so, once.
+  assert stored["machines"] == [[ablation.machine(), 2]]
+  assert f"Trained on: {ablation.machine()} (2 runs)." in text and "need not agree" not in text
 
   # Finished runs are reused as they are; an unfinished one is an error that says how to resume.
   again = ablation.run_study(config, ["endpoints"], [0], root, ablations.apply, _never_train)
