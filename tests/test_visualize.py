@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from slnl_jax import inference, visualize
+from slnl_jax import inference, models, steps, visualize
 from slnl_jax.data import readers
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -250,7 +250,8 @@ TINY = {
   "train.steps_per_epoch": 2,
   "train.num_epochs": 1,
   "train.log_every_steps": 1,
-  "dataset.eval_heads": "all",  # the tool's prediction follows it (checked against the Predictor below)
+  "dataset.eval_heads": "all",  # the tool's prediction follows it (checked against the Predictor below) ...
+  "dataset.eval_clips": 3,  # ... and scores every evaluation view, not just the one it draws
 }
 
 
@@ -269,7 +270,18 @@ def test_tool_writes_all_five_pictures(tmp_path):
     cwd=REPO_ROOT, env=env, capture_output=True, text=True,
   )  # fmt: skip
   assert trained.returncode == 0, trained.stderr[-3000:]
-  clip = sorted((data_dir / "downloads" / "synthetic_skeleton").glob("*.skeleton"))[0]
+  # The printed prediction is evaluation's (the three crops), not the drawn view's: the tool runs on a clip whose
+  # two predictions differ (a model trained for two steps has near-equal probabilities, so some clips do).
+  predictor = inference.Predictor.from_workdir(workdir)
+  files = sorted((data_dir / "downloads" / "synthetic_skeleton").glob("*.skeleton"))[:64]
+  skeletons = [readers.read_file(f).skeleton for f in files]
+  scored = [top[0][0] for top in predictor.predict(skeletons, top_k=1)]
+  drawn = np.concatenate([inference.prepare_clip(s, predictor.config) for s in skeletons])
+  logits = models.create_model(predictor.config).apply(predictor.variables, drawn, train=False)
+  drawn_labels = [predictor.class_names[i] for i in np.argmax(steps.scored_probabilities(logits, "all"), -1)]
+  differ = [f for f, a, b in zip(files, scored, drawn_labels, strict=True) if a != b]
+  assert differ, "no clip whose drawn view and evaluation views disagree: the check below could not fail"
+  clip = differ[0]
   out = tmp_path / "pictures"
   result = subprocess.run(
     [sys.executable, "tools/visualize.py", f"--workdir={workdir}", f"--input={clip}", f"--out={out}"],
@@ -280,9 +292,8 @@ def test_tool_writes_all_five_pictures(tmp_path):
     assert _is_image(out / name), name
   with Image.open(out / "skeleton_attention.gif") as gif:
     assert gif.n_frames == TINY["dataset.num_frames"]
-  # The printed prediction is the model's as `inference.Predictor` (with one evaluation view, the centre crop of
-  # the tool's picture) scores it: the mean of the three heads' probabilities.
-  predictor = inference.Predictor.from_workdir(workdir)
+  # The printed prediction is the model's as `inference.Predictor` scores it: the three heads' probabilities
+  # averaged over the three evaluation crops (the picture shows one).
   [(label, probability)] = predictor.predict([readers.read_file(clip).skeleton], top_k=1)[0]
   printed = re.search(r"predicted (.+) \(p = ([0-9.]+)\)", result.stdout)
   assert printed and printed[1] == label, result.stdout

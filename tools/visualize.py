@@ -8,8 +8,9 @@ Into --out (default <workdir>/pictures):
                           one query position (--query=t,n; default the centre), over frames x transformed joints
   skeleton_attention.gif  the clip as the model sees it (inference.prepare_clip: centre crop resized to T frames),
                           every person present, joints coloured by the gradient saliency |d logit / d x| of
-                          the predicted class summed over the coordinates (the prediction and the logit: the
-                          heads config.dataset.eval_heads scores with, on this one view). The non-local maps
+                          the predicted class summed over the coordinates (the prediction: inference.Predictor's,
+                          every evaluation view; the logit: the mean of the heads config.dataset.eval_heads scores
+                          with, on this one view). The non-local maps
                           live on the N' joints of the skeleton transformer, which mixes all input joints
                           (Sec. 3.1); the saliency is what maps back to the input joints.
   confusion_matrix.png    the last evaluation's confusion matrix (workdir/eval/confusion_matrix.npy) and
@@ -65,9 +66,10 @@ def main(argv: Sequence[str]) -> None:
   model = models.create_model(config)
 
   apply = jax.jit(model.apply, static_argnames=("train", "mutable"))
-  logits, state = apply(variables, x, train=False, mutable=("intermediates",))
+  _, state = apply(variables, x, train=False, mutable=("intermediates",))
   eval_heads = config_checks.saved_setting(config.dataset, "dataset.eval_heads")
-  probabilities = steps.scored_probabilities(logits, eval_heads)[0]  # the prediction as evaluation scores it
+  # The prediction as evaluation scores the clip (every evaluation view, the scored heads); the pictures show one.
+  probabilities = predictor.probabilities(np.asarray(clip.skeleton)[None])[0]
   predicted = int(jnp.argmax(probabilities))
   probability = float(probabilities[predicted])
 
