@@ -555,10 +555,7 @@ def render_report(report: Mapping, image_dir: str = "", level: int = 1) -> list[
   ]
   machines = report.get("machines")  # reports written before it have none
   if machines:
-    listed = "; ".join(
-      f"{machine or 'not recorded (finished before runs recorded it)'} ({n} run{'s' * (n > 1)})"
-      for machine, n in machines
-    )
+    listed = "; ".join(f"{machine or 'not recorded'} ({n} run{'s' * (n > 1)})" for machine, n in machines)
     caution = " Runs from different machines need not agree to the last digit (float round-off; docs/results.md)."
     lines += ["", f"Trained on: {listed}.{caution if len(machines) > 1 else ''}"]
   for study, rows in _tables(report).items():

@@ -370,9 +370,8 @@ def test_the_report_lists_the_machines_that_trained_its_runs(tmp_path):
   assert not any(line.startswith("Trained on") for line in ablation.render_report(report))  # written before it
   report["machines"] = listed
   assert (
-    "Trained on: CPU A (avx2), jax 1 (2 runs); CPU B (avx512f), jax 1 (1 run); not recorded (finished before runs "
-    "recorded it) (1 run). Runs from different machines need not agree to the last digit (float round-off; "
-    "docs/results.md)."
+    "Trained on: CPU A (avx2), jax 1 (2 runs); CPU B (avx512f), jax 1 (1 run); not recorded (1 run). Runs from "
+    "different machines need not agree to the last digit (float round-off; docs/results.md)."
   ) in ablation.render_report(report)
 
 
