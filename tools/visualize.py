@@ -10,9 +10,9 @@ Into --out (default <workdir>/pictures):
                           every person present, joints coloured by the gradient saliency |d logit / d x| of
                           the predicted class summed over the coordinates (the prediction: inference.Predictor's,
                           every evaluation view; the logit: the mean of the heads config.dataset.eval_heads scores
-                          with, on this one view). The non-local maps
-                          live on the N' joints of the skeleton transformer, which mixes all input joints
-                          (Sec. 3.1); the saliency is what maps back to the input joints.
+                          with, on this one view). The non-local maps live on the N' joints of the skeleton
+                          transformer, which mixes all input joints (Sec. 3.1); the saliency is what maps back to
+                          the input joints.
   confusion_matrix.png    the last evaluation's confusion matrix (workdir/eval/confusion_matrix.npy) and
                           per-class accuracy
   learning_curves.png     training loss and eval top-1 per epoch (workdir/metrics.jsonl)
