@@ -84,6 +84,8 @@ results: install
 	  --section="$(NWU_TILT)=docs/results/nw_ucla_endpoints_e120_tilt20" --target_top1="$(NWU_TILT)=92" \
 	  --section="$(NWU_MIX)=docs/results/nw_ucla_endpoints_e120_mixup" --target_top1="$(NWU_MIX)=92" \
 	  --section="$(NWU_HEADS)=docs/results/nw_ucla_endpoints_e120_mixup_heads" --target_top1="$(NWU_HEADS)=92" \
+	  --section="$(NWU_HEADS): retrained=docs/results/nw_ucla_endpoints_e120_mixup_heads_retrained" \
+	  --target_top1="$(NWU_HEADS): retrained=92" \
 	  --section="$(MSR): the chain=docs/results/msr_chain" --target_top1="$(MSR): the chain=85" \
 	  --section="$(MSR): Table 3=docs/results/msr_table3" \
 	  --section="$(MSR): Table 4=docs/results/msr_table4" \
