@@ -588,21 +588,36 @@ def render_report(report: Mapping, image_dir: str = "", level: int = 1) -> list[
   return [*lines, f"![learning curve]({image_dir}learning_curve.png)"]
 
 
+def _run_results(
+  tables: Mapping[str, Sequence[Row]], root: pathlib.Path, seeds: Sequence[int]
+) -> dict[tuple[str, int], dict]:
+  """Each run's result.json by (run key, seed), the runs in the order the tables first name them."""
+  runs = dict.fromkeys(row.key for rows in tables.values() for row in rows)
+  return {
+    (run, seed): json.loads((root / "runs" / run / f"seed_{seed}" / RESULT_FILE).read_text())
+    for run in runs
+    for seed in seeds
+  }
+
+
 def _errors(
-  tables: Mapping[str, Sequence[Row]], root: pathlib.Path, seeds: Sequence[int], key: str, path: pathlib.Path
+  tables: Mapping[str, Sequence[Row]],
+  root: pathlib.Path,
+  seeds: Sequence[int],
+  results: Mapping[tuple[str, int], Mapping],
+  key: str,
+  path: pathlib.Path,
 ) -> dict:
   """Each variant's errors summed over seeds and its most confused classes; `path` the summed confusion matrix
-  of run `key` (the full model). A variant with a seed whose matrix is unknown (`run_confusion`) is left out."""
+  of run `key` (the full model). A variant with a seed whose matrix is unknown (`run_confusion`) is left out.
+  `results`: `_run_results`."""
   labels = {}
   for rows in tables.values():
     for row in rows:
       labels.setdefault(row.key, row.label)
   summed = {}
   for run in labels:
-    matrices = []
-    for seed in seeds:
-      workdir = root / "runs" / run / f"seed_{seed}"
-      matrices.append(run_confusion(workdir, json.loads((workdir / RESULT_FILE).read_text())))
+    matrices = [run_confusion(root / "runs" / run / f"seed_{seed}", results[run, seed]) for seed in seeds]
     if all(m is not None for m in matrices):
       summed[run] = np.sum(matrices, axis=0)
   missing = [run for run in labels if run not in summed]
@@ -625,15 +640,10 @@ def _errors(
   return {"class_names": names, "confusion_key": shown, "rows": rows, "missing": missing}
 
 
-def _machines(tables: Mapping[str, Sequence[Row]], root: pathlib.Path, seeds: Sequence[int]) -> list[list]:
-  """[machine, runs] for each machine that trained the report's runs (their result.json's "machine"; None where a
-  run finished before it was recorded), most runs first."""
-  runs = {row.key for rows in tables.values() for row in rows}
-  counts = collections.Counter(
-    json.loads((root / "runs" / run / f"seed_{seed}" / RESULT_FILE).read_text()).get("machine")
-    for run in sorted(runs)
-    for seed in seeds
-  )
+def _machines(results: Mapping[tuple[str, int], Mapping]) -> list[list]:
+  """[machine, runs] for each machine that trained the runs of `results` (`_run_results`; their "machine", None
+  where a run finished before it was recorded), most runs first."""
+  counts = collections.Counter(result.get("machine") for result in results.values())
   return [[machine, n] for machine, n in counts.most_common()]
 
 
@@ -670,6 +680,7 @@ def write_report(
   key = curve_key if curve_key in keys else keys[0]
   curve_source = root / "runs" / key / f"seed_{seeds[0]}" / "metrics.jsonl"
   visualize.plot_learning_curves(curve_source, out_dir / "learning_curve.png")
+  results = _run_results(tables, root, seeds)  # each run's result.json, read once
   report = {
     "command": command,
     "seeds": list(seeds),
@@ -677,8 +688,8 @@ def write_report(
     "chain": True,  # the studies are the chain's (reports before it had one-factor studies: EARLIER_TITLES)
     "studies": studies,
     "learning_curve": {"key": key, "seed": seeds[0]},
-    "errors": _errors(tables, root, seeds, key, out_dir / "confusion_matrix.png"),
-    "machines": _machines(tables, root, seeds),
+    "errors": _errors(tables, root, seeds, results, key, out_dir / "confusion_matrix.png"),
+    "machines": _machines(results),
   }
   (out_dir / "results.json").write_text(json.dumps(report, indent=2) + "\n")
   path = out_dir / "results.md"

@@ -363,7 +363,7 @@ def test_the_report_lists_the_machines_that_trained_its_runs(tmp_path):
       (run / "result.json").write_text(json.dumps(result))
   # By hand: A trained two runs, B one, and k1's seed 1 finished before runs recorded it.
   listed = [["CPU A (avx2), jax 1", 2], ["CPU B (avx512f), jax 1", 1], [None, 1]]
-  assert ablation._machines({"chain": rows}, tmp_path, [0, 1]) == listed
+  assert ablation._machines(ablation._run_results({"chain": rows}, tmp_path, [0, 1])) == listed
   report = _report(
     "python tools/ablate.py A", {"chain": [("B1", "k0", 0.8, 0.8, 1), ("full", "k1", 0.9, 0.9, 1)]}, "k1"
   )
