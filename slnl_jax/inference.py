@@ -257,8 +257,12 @@ class Predictor:
 
   def predict(self, clips: Sequence[np.ndarray], *, top_k: int = 5, batch_size: int = 32) -> list[TopK]:
     """The top-k classes of each raw clip (T, M, V, C), in batches of `batch_size` (lengths may differ)."""
+    return [self.top_k(row, top_k) for row in self.clip_probabilities(clips, batch_size=batch_size)]
+
+  def clip_probabilities(self, clips: Sequence[np.ndarray], *, batch_size: int = 32) -> np.ndarray:
+    """(len(clips), K) class probabilities of raw clips (T, M, V, C) of any lengths, in batches of `batch_size`."""
     data = self.config.dataset
-    results: list[TopK] = []
+    rows: list[np.ndarray] = [np.zeros((0, data.num_classes), np.float32)]
     for first in range(0, len(clips), batch_size):
       chunk = [np.asarray(clip, np.float32) for clip in clips[first : first + batch_size]]
       for i, clip in enumerate(chunk):
@@ -277,9 +281,8 @@ class Predictor:
       for i, clip in enumerate(chunk):
         batch[i, : len(clip), : clip.shape[1]] = clip
         num_frames[i] = len(clip)
-      probabilities = self.probabilities(batch, num_frames)
-      results.extend(self.top_k(row, top_k) for row in probabilities[: len(chunk)])
-    return results
+      rows.append(self.probabilities(batch, num_frames)[: len(chunk)])
+    return np.concatenate(rows)
 
   def stream(
     self, frames: Iterable[np.ndarray], *, window: int, stride: int, top_k: int = 5

@@ -182,7 +182,9 @@ def _predict(predictor) -> list[str]:
     if not _STREAM.value:
       (top,) = predictor.predict([clip.skeleton], top_k=_TOP_K.value)
       if _OUT.value:
-        _write_predictions([_INPUT.value], [clip.num_frames], [top[:1]], [_true_class(predictor, _INPUT.value, clip)])
+        _write_predictions(
+          [_INPUT.value], [clip.num_frames], [top[:1]], [readers.class_among(_INPUT.value, clip, predictor.class_names)]
+        )
       return [f"top-{len(top)} classes for {_INPUT.value}:"] + [
         f"  {rank}. {name:<30s} {p:.4f}" for rank, (name, p) in enumerate(top, 1)
       ]
@@ -196,16 +198,6 @@ def _predict(predictor) -> list[str]:
     return lines
   except ValueError as e:  # a clip of another skeleton than the model's
     raise SkeletonFormatError(_INPUT.value, str(e)) from e
-
-
-def _true_class(predictor, path: str, clip) -> str | None:
-  """The clip's class as a name of the model's classes; None when the file has no label or one the model lacks."""
-  from slnl_jax.data import readers
-
-  name = readers.class_name(path, clip)
-  if name is None and 0 <= clip.label < len(predictor.class_names) and path.endswith((".npy", ".npz")):
-    name = predictor.class_names[clip.label]  # array files carry an index into their dataset's classes
-  return name if name in predictor.class_names else None
 
 
 def _predict_files(predictor, pattern: str) -> list[str]:
@@ -225,16 +217,10 @@ def _predict_files(predictor, pattern: str) -> list[str]:
   with tqdm(total=len(paths), desc="predicting", unit="file", disable=len(paths) < 100) as bar:
     for first in range(0, len(paths), _FILES_PER_CHUNK):  # a chunk of clips in memory at a time, not the dataset
       chunk = paths[first : first + _FILES_PER_CHUNK]
-      clips = [readers.read_file(path) for path in chunk]
+      clips = [readers.read_for_model(path, data.num_joints, data.num_channels) for path in chunk]
       for path, clip in zip(chunk, clips, strict=True):
-        if clip.skeleton.shape[2:] != (data.num_joints, data.num_channels):
-          raise SkeletonFormatError(
-            path,
-            f"{clip.skeleton.shape[2]} joints x {clip.skeleton.shape[3]} channels, but the model takes "
-            f"{data.num_joints} x {data.num_channels}",
-          )
         frames.append(clip.num_frames)
-        truths.append(_true_class(predictor, path, clip))
+        truths.append(readers.class_among(path, clip, predictor.class_names))
       tops.extend(predictor.predict([clip.skeleton for clip in clips], top_k=1))
       bar.update(len(chunk))
   if _OUT.value:

@@ -15,6 +15,7 @@ Anything else raises `SkeletonFormatError`. `class_name` names a clip's label in
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from slnl_jax.data import arrays, kinetics, msr_action3d, ntu, nw_ucla
 from slnl_jax.data.clip import Clip
@@ -99,6 +100,19 @@ def read_file(path: str | os.PathLike) -> Clip:
   return _READERS[file_type](path)
 
 
+def read_for_model(path: str | os.PathLike, num_joints: int, num_channels: int) -> Clip:
+  """`read_file`, and a clip of another skeleton than a model's (`num_joints` x `num_channels`) is an error
+  naming the file."""
+  clip = read_file(path)
+  if clip.skeleton.shape[2:] != (num_joints, num_channels):
+    raise SkeletonFormatError(
+      path,
+      f"{clip.skeleton.shape[2]} joints x {clip.skeleton.shape[3]} channels, but the model takes "
+      f"{num_joints} x {num_channels}",
+    )
+  return clip
+
+
 def class_name(path: str | os.PathLike, clip: Clip) -> str | None:
   """The name of `clip`'s label in the class list of the dataset its file type belongs to; None when the file
   carries no label, or only a number (`.npy` / `.npz`: an index into the classes of whatever dataset it is from)."""
@@ -109,3 +123,12 @@ def class_name(path: str | os.PathLike, clip: Clip) -> str | None:
     return clip.meta.get("label_name")
   classes = _CLASSES.get(file_type, ())
   return classes[clip.label] if clip.label < len(classes) else None
+
+
+def class_among(path: str | os.PathLike, clip: Clip, class_names: Sequence[str]) -> str | None:
+  """`clip`'s class as one of a model's `class_names`; None when the file has no label or one they lack. An
+  array file's label is read as an index into `class_names` (it carries no dataset of its own)."""
+  name = class_name(path, clip)
+  if name is None and 0 <= clip.label < len(class_names) and str(path).endswith((".npy", ".npz")):
+    name = class_names[clip.label]
+  return name if name in class_names else None
