@@ -55,7 +55,12 @@ def run_tool(*args):
 def test_figures_match_a_clip_by_clip_reference(setup, tmp_path):
   runs = sorted(str(p) for p in (setup / "runs").glob("seed_*"))
   out = tmp_path / "agreement.csv"
-  result = run_tool(f"--workdirs={setup / 'runs' / 'seed_*'}", f"--input={setup / 'clips' / '*.npz'}", f"--out={out}")
+  clips = setup / "clips"
+  result = run_tool(
+    f"--workdirs={setup / 'runs' / 'seed_*'}",
+    f"--input={clips / 'clip_*.npz'},{clips / 'unlabelled.npz'}",
+    f"--out={out}",
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   text = result.stdout
 

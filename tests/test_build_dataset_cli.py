@@ -30,6 +30,8 @@ def test_build_then_mistakes_are_one_line(tmp_path, raw):
   result = _run("custom_skeleton/mine", f"--manual_dir={raw}", f"--data_dir={data_dir}")
   assert result.returncode == 0, result.stderr[-3000:]
   assert "train: 2 examples" in result.stdout and "4 rows seen = 4 written + 0 skipped + 0 excluded" in result.stdout
+  # Every row is all ones: both test rows repeat the first training row.
+  assert "2 test examples have the same frames as a training example (e.g. test_0 = train_0)" in result.stdout
 
   for args, expected in (
     (["custom_skeleton/../../../escaped", f"--manual_dir={raw}"], "not a path"),

@@ -274,6 +274,9 @@ def test_custom_npz_with_a_bad_row(tmp_path):
   shape = (5, 6, 2, 4, 3)  # N, T, M, V, C: distinct sizes catch axis mix-ups
   train, test = rng.normal(size=shape).astype(np.float32), rng.normal(size=shape).astype(np.float32)
   test[3, 2, 0, 1, 0] = np.nan
+  test[1] = train[4]  # a copy of a training row, which the report names
+  test[0] = train[2]
+  test[0, 5, 1, 3, 2] = np.nextafter(train[2, 5, 1, 3, 2], np.inf)  # one value one ulp away: not a copy
   names = np.array(["a", "b", "c"])
   np.savez(raw / "train.npz", skeleton=train, label=np.array([0, 1, 2, 0, 1]), class_names=names)
   np.savez(raw / "test.npz", skeleton=test, label=np.array([2, 1, 0, 0, 1]), class_names=names)
@@ -281,6 +284,7 @@ def test_custom_npz_with_a_bad_row(tmp_path):
   report = _report(builder)
   assert report["unit"] == "row" and report["seen"] == 10 and report["written"] == 9
   assert report["skipped"][0]["split"] == "test" and "NaN" in report["skipped"][0]["reason"]
+  assert report["test_copies_of_training"] == [["test_1", "train_4"]]
   records = list(tfds.as_numpy(builder.as_dataset(split="train")))
   by_name = {r["name"].decode(): r for r in records}
   np.testing.assert_array_equal(by_name["train_3"]["skeleton"], train[3])

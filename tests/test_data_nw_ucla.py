@@ -132,9 +132,17 @@ def test_other_names(tmp_path):
 
 @pytest.fixture(scope="module")
 def subset(all_sqe, tmp_path_factory):
-  """Real files of subject 1, actions a01 and a12 (every view), one truncated copy and one badly named file."""
+  """Real files of subject 1, actions a01, a02 and a12 (every view; subject 1's a02 view-3 files and the one-frame
+  a02_s09_e04_v03 repeat their view-2 files), one truncated copy and one badly named file."""
   raw = tmp_path_factory.mktemp("nw_ucla_raw")
-  chosen = sorted([*all_sqe.glob("a01_s01_*.json"), *all_sqe.glob("a12_s01_*.json"), all_sqe / f"{SINGLE_FRAME}.json"])
+  chosen = sorted(
+    [
+      *all_sqe.glob("a01_s01_*.json"),
+      *all_sqe.glob("a02_s01_*.json"),
+      *all_sqe.glob("a12_s01_*.json"),
+      *all_sqe.glob(f"{SINGLE_FRAME[:-4]}_v0[23].json"),
+    ]
+  )
   for path in chosen:
     shutil.copy(path, raw / path.name)
   truncated = "a03_s01_e00_v01.json"
@@ -171,3 +179,10 @@ def test_builder_splits_and_report(subset, tmp_path, config, train_views, test_v
   held_out = [] if config == "cross_view" else by_view[3]
   assert sorted(pathlib.Path(e["file"]).stem for e in report["excluded"]) == held_out
   assert report["seen"] == len(names) + 2 == report["written"] + report["num_skipped"] + report["num_excluded"]
+  # Test clips with the same frames as a training clip, found by comparing the JSON files' lists directly.
+  frames = {n: json.loads((raw / f"{n}.json").read_text())["skeletons"] for n in names}
+  expected = sorted(t for t in test if any(frames[t] == frames[n] for n in train))
+  assert sorted(test_name for test_name, _ in report["test_copies_of_training"]) == expected
+  for test_name, train_name in report["test_copies_of_training"]:
+    assert train_name in train and frames[test_name] == frames[train_name]
+  assert (len(expected) > 0) == (config == "cross_view")  # only view 3 repeats view 2 here

@@ -6,9 +6,9 @@ r"""How several trained runs (seeds, variants) agree on the same labelled files:
 Prints each run's top-1 (scored as `--mode=predict` scores: `inference.Predictor`, every evaluation view), the
 top-1 of the mean of the runs' probabilities (an ensemble: what averaging the runs' variance away reaches), the
 share of files at least one run gets right, how many files k of the runs get right, and the files every run
-gets wrong, counted by (true class -> the ensemble's class). --workdirs is a comma-separated list; each item may be
-a quoted glob pattern. The runs must share their class names. Files whose label the models do not know are left out
-of every figure (and counted).
+gets wrong, counted by (true class -> the ensemble's class). --workdirs and --input are comma-separated lists;
+each item may be a quoted glob pattern. The runs must share their class names. Files whose label the models do
+not know are left out of every figure (and counted).
 
 --out writes a CSV row per file: file, label, each run's top-1 (columns named by workdir), runs_right, ensemble.
 """
@@ -31,7 +31,7 @@ from slnl_jax.data import readers
 from slnl_jax.data.errors import SkeletonFormatError
 
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "Trained workdirs, comma-separated; quoted glob patterns expand.")
-_INPUT = flags.DEFINE_string("input", None, "A quoted glob pattern of raw skeleton files with labels.")
+_INPUT = flags.DEFINE_list("input", None, "Raw skeleton files with labels: quoted glob patterns, comma-separated.")
 _CHECKPOINT = flags.DEFINE_string(
   "checkpoint", "latest", "'latest' (default: the last epoch, as the reports score), 'best' or a step number."
 )
@@ -129,11 +129,13 @@ def main(argv: Sequence[str]) -> None:
   print("\n".join(lines))
 
 
-def agreement(runs: Sequence[str], pattern: str, checkpoint: str, out: str | None) -> list[str]:
-  """The tool's lines for the workdirs `runs` on the files matching `pattern` (and --out's CSV)."""
-  paths = sorted(glob.glob(pattern, recursive=True))
+def agreement(runs: Sequence[str], patterns: Sequence[str], checkpoint: str, out: str | None) -> list[str]:
+  """The tool's lines for the workdirs `runs` on the files matching any of `patterns` (and --out's CSV)."""
+  paths = sorted({path for pattern in patterns for path in glob.glob(pattern, recursive=True)})
   if not paths:
-    raise SkeletonFormatError(pattern, "no file matches --input (quote a pattern so that the shell leaves it)")
+    raise SkeletonFormatError(
+      ",".join(patterns), "no file matches --input (quote a pattern so that the shell leaves it)"
+    )
   predictors = [inference.Predictor.from_workdir(pathlib.Path(run), checkpoint) for run in runs]
   class_names = predictors[0].class_names
   for run, predictor in zip(runs, predictors, strict=True):
@@ -141,7 +143,7 @@ def agreement(runs: Sequence[str], pattern: str, checkpoint: str, out: str | Non
       raise RunsError(f"{run} has other class names than {runs[0]}: the runs must share their classes")
   probs, labels, scored = probabilities(predictors, paths)
   if not scored:
-    raise SkeletonFormatError(pattern, "no file carries a label among the models' classes")
+    raise SkeletonFormatError(",".join(patterns), "no file carries a label among the models' classes")
   lines = report(runs, probs, labels, class_names)
   if len(scored) < len(paths):
     lines.append(f"{len(paths) - len(scored)} of {len(paths)} files carry no label among the models' classes")

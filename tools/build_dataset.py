@@ -56,6 +56,12 @@ def main(argv: list[str]) -> None:
     f"  {report['seen']} {report['unit']}s seen = {report['written']} written + {report['num_skipped']} skipped"
     f" + {report['num_excluded']} excluded"
   )
+  copies = report["test_copies_of_training"]
+  if copies:
+    print(
+      f"  {len(copies)} test examples have the same frames as a training example (e.g. {copies[0][0]} = "
+      f"{copies[0][1]}): test scores count them; the report lists them all"
+    )
   for entry in report["skipped"][:10]:
     print(f"  skipped {entry['file']}: {entry['reason']}", file=sys.stderr)
   print(f"  report: {info['report']}")

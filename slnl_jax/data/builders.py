@@ -46,6 +46,7 @@ another folder with other files stops with a `StaleBuildError` naming both folde
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import os
@@ -107,11 +108,22 @@ class _Report:
     self.excluded: list[dict[str, Any]] = []
     self.notes: dict[str, Any] = {}
     self.train_labels: Counter[int] = Counter()
+    self.first_with_digest: dict[str, str] = {}  # training clips' skeleton digest -> the first clip's name
+    self.test_digests: list[tuple[str, str]] = []  # (test clip's name, its skeleton digest)
 
-  def wrote(self, split: str, label: int) -> None:
+  def wrote(self, split: str, clip: Clip) -> None:
     self.written[split] += 1
+    digest = _digest(clip)
     if split == "train":
-      self.train_labels[label] += 1
+      self.train_labels[clip.label] += 1
+      self.first_with_digest.setdefault(digest, clip.name)
+    else:
+      self.test_digests.append((clip.name, digest))
+
+  def test_copies(self) -> list[list[str]]:
+    """[test clip, a training clip with the same frames] for every test clip that has one."""
+    found = self.first_with_digest
+    return [[name, found[digest]] for name, digest in self.test_digests if digest in found]
 
   def exclude(self, path: os.PathLike, split: str, reason: str) -> None:
     self.excluded.append({"file": os.fspath(path), "split": split, "reason": reason})
@@ -141,6 +153,7 @@ class _Report:
       "seen_without_split": self.seen[None],
       "skipped": self.skipped,
       "excluded": self.excluded,
+      "test_copies_of_training": self.test_copies(),
       **self.notes,
     }
 
@@ -268,7 +281,7 @@ class _SkeletonBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       except SkeletonFormatError as e:
         self._bad(e, split)
         continue
-      self._report.wrote(split, clip.label)
+      self._report.wrote(split, clip)
       yield clip.name, _example(clip)
     self._check_not_empty(split)
 
@@ -298,6 +311,14 @@ class _SkeletonBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         len(report["classes_without_training_example"]),
         ", ".join(report["classes_without_training_example"][:10]),
       )
+    copies = report["test_copies_of_training"]
+    if copies:
+      logging.warning(
+        "%s: %d test examples have the same frames as a training example (e.g. %s = %s): a test score counts them",
+        self.info.full_name,
+        len(copies),
+        *copies[0],
+      )
     if download_config.max_examples_per_split is None:
       self._report.check({s: self.info.splits[s].num_examples for s in SPLITS})
     else:  # a deliberately partial build: inputs after the limit were never read
@@ -305,6 +326,12 @@ class _SkeletonBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     path = pathlib.Path(self.data_dir) / REPORT_NAME
     path.write_text(json.dumps(report, indent=1) + "\n")
     (pathlib.Path(self.data_dir) / SOURCES_NAME).write_text(json.dumps(self._sources) + "\n")
+
+
+def _digest(clip: Clip) -> str:
+  """The clip's frames (shape, dtype and values) as a SHA-256 hex digest: equal frames, equal digests."""
+  skeleton = np.ascontiguousarray(clip.skeleton)
+  return hashlib.sha256(f"{skeleton.shape} {skeleton.dtype}".encode() + skeleton.tobytes()).hexdigest()
 
 
 def _example(clip: Clip) -> dict[str, Any]:
@@ -628,7 +655,7 @@ into manual_dir.
     data_path, label_path = self.sources(self._manual_dir)[split]
     self._report.seen[split] = _num_rows(data_path)
     for clip in arrays.iter_clips(data_path, label_path, onerror=lambda e: self._bad(e, split)):
-      self._report.wrote(split, clip.label)
+      self._report.wrote(split, clip)
       yield f"{clip.meta['index']:09d}", _example(clip)
     self._check_not_empty(split)
 

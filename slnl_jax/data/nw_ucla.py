@@ -18,7 +18,11 @@ disagrees with its own name (a renamed or mislabelled copy would otherwise land 
 A known fault of the distributed files, which no reader can see: subject 4's view-2 "sit down" clips
 (`a05_s04_e0[0-5]_v02`) show the hip rising and most of its view-2 "stand up" clips show it falling, the reverse of
 the same subject's views 1 and 3 (docs/results.md, "How well the view-3 models fit their own training clips").
-They are read as labelled, as every method trained on this protocol reads them.
+They are read as labelled, as every method trained on this protocol reads them. A second fault, which the build
+report shows: every view-3 file of "pick up with two hands" and "drop trash" (95 files, a fifth of the cross-view
+test split) has the same frames as the same performance's view-2 file, a training file (`tools/nw_ucla_views.py`
+counts them per action; the build report lists them as `test_copies_of_training`). They stay in the test split,
+as in the literature's.
 """
 
 from __future__ import annotations
