@@ -1,5 +1,6 @@
 """tools/build_dataset.py end to end: a build's summary, and every user mistake as one `error:` line."""
 
+import json
 import pathlib
 import subprocess
 import sys
@@ -32,6 +33,13 @@ def test_build_then_mistakes_are_one_line(tmp_path, raw):
   assert "train: 2 examples" in result.stdout and "4 rows seen = 4 written + 0 skipped + 0 excluded" in result.stdout
   # Every row is all ones: both test rows repeat the first training row.
   assert "2 test examples have the same frames as a training example (e.g. test_0 = train_0)" in result.stdout
+  # A build made before the report listed copies is reused and summarised without that line.
+  (report_path,) = data_dir.glob("custom_skeleton/mine/*/build_report.json")
+  report = json.loads(report_path.read_text())
+  del report["test_copies_of_training"]
+  report_path.write_text(json.dumps(report))
+  again = _run("custom_skeleton/mine", f"--manual_dir={raw}", f"--data_dir={data_dir}")
+  assert again.returncode == 0 and "4 rows seen" in again.stdout and "same frames" not in again.stdout, again.stderr
 
   for args, expected in (
     (["custom_skeleton/../../../escaped", f"--manual_dir={raw}"], "not a path"),

@@ -56,7 +56,7 @@ def main(argv: list[str]) -> None:
     f"  {report['seen']} {report['unit']}s seen = {report['written']} written + {report['num_skipped']} skipped"
     f" + {report['num_excluded']} excluded"
   )
-  copies = report["test_copies_of_training"]
+  copies = report.get("test_copies_of_training", [])  # absent from the reports of builds made before it
   if copies:
     print(
       f"  {len(copies)} test examples have the same frames as a training example (e.g. {copies[0][0]} = "
