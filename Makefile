@@ -86,6 +86,8 @@ results: install
 	  --section="$(NWU_HEADS)=docs/results/nw_ucla_endpoints_e120_mixup_heads" --target_top1="$(NWU_HEADS)=92" \
 	  --section="$(NWU_HEADS): retrained=docs/results/nw_ucla_endpoints_e120_mixup_heads_retrained" \
 	  --target_top1="$(NWU_HEADS): retrained=92" \
+	  --section="$(NWU_HEADS): retrained, 5 seeds=docs/results/nw_ucla_endpoints_e120_mixup_heads_retrained_5seeds" \
+	  --target_top1="$(NWU_HEADS): retrained, 5 seeds=92" \
 	  --section="$(MSR): the chain=docs/results/msr_chain" --target_top1="$(MSR): the chain=85" \
 	  --section="$(MSR): Table 3=docs/results/msr_table3" \
 	  --section="$(MSR): Table 4=docs/results/msr_table4" \
