@@ -80,10 +80,11 @@ def probabilities(
   return np.stack([np.concatenate(row) for row in rows]), np.asarray(labels, np.int64), scored
 
 
-def report(runs: Sequence[str], probs: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> list[str]:
-  """The lines of the module docstring for `probs` (runs, files, K) and `labels` (files,)."""
-  right = probs.argmax(-1) == labels  # (runs, files)
-  ensemble = probs.mean(0).argmax(-1)
+def report(
+  runs: Sequence[str], top1: np.ndarray, ensemble: np.ndarray, labels: np.ndarray, class_names: Sequence[str]
+) -> list[str]:
+  """The lines of the module docstring for each run's `top1` (runs, files), the `ensemble`'s (files,) and `labels`."""
+  right = top1 == labels  # (runs, files)
   times_right = right.sum(0)
   lines = [f"top-1 on {len(labels)} labelled files:"]
   lines += [f"  {100 * r.mean():6.2f} %  {run}" for run, r in zip(runs, right, strict=True)]
@@ -105,9 +106,7 @@ def report(runs: Sequence[str], probs: np.ndarray, labels: np.ndarray, class_nam
   return lines
 
 
-def write_csv(path: str, runs, scored, probs, labels, class_names) -> None:
-  top1 = probs.argmax(-1)
-  ensemble = probs.mean(0).argmax(-1)
+def write_csv(path: str, runs, scored, top1, ensemble, labels, class_names) -> None:
   with open(path, "w", newline="") as f:
     writer = csv.writer(f)
     writer.writerow(["file", "label", *runs, "runs_right", "ensemble"])
@@ -144,11 +143,12 @@ def agreement(runs: Sequence[str], patterns: Sequence[str], checkpoint: str, out
   probs, labels, scored = probabilities(predictors, paths)
   if not scored:
     raise SkeletonFormatError(",".join(patterns), "no file carries a label among the models' classes")
-  lines = report(runs, probs, labels, class_names)
+  top1, ensemble = probs.argmax(-1), probs.mean(0).argmax(-1)  # each run's class, the ensemble's
+  lines = report(runs, top1, ensemble, labels, class_names)
   if len(scored) < len(paths):
     lines.append(f"{len(paths) - len(scored)} of {len(paths)} files carry no label among the models' classes")
   if out:
-    write_csv(out, runs, scored, probs, labels, class_names)
+    write_csv(out, runs, scored, top1, ensemble, labels, class_names)
     lines.append(f"wrote {out}")
   return lines
 
