@@ -202,16 +202,11 @@ def _predict(predictor) -> list[str]:
 
 def _predict_files(predictor, pattern: str) -> list[str]:
   """The top-1 of every file matching `pattern`, and the share right of those whose label the model knows."""
-  import glob
-
   from tqdm import tqdm
 
   from slnl_jax.data import readers
-  from slnl_jax.data.errors import SkeletonFormatError
 
-  paths = sorted(glob.glob(pattern, recursive=True))
-  if not paths:
-    raise SkeletonFormatError(pattern, "no file matches --input (quote a pattern so that the shell leaves it)")
+  paths = readers.matching_files([pattern])
   data = predictor.config.dataset
   frames, tops, truths = [], [], []
   with tqdm(total=len(paths), desc="predicting", unit="file", disable=len(paths) < 100) as bar:

@@ -1,4 +1,4 @@
-"""`read_file` dispatch, and property-based tests: garbled input to every reader gives a valid
+"""`read_file` dispatch, `matching_files`, and property-based tests: garbled input to every reader gives a valid
 clip or `SkeletonFormatError`, never any other exception."""
 
 import json
@@ -68,6 +68,16 @@ def test_read_file_bad_input(tmp_path, name, write, message):
   with pytest.raises(SkeletonFormatError, match=message) as e:
     readers.read_file(path)
   assert str(path) in str(e.value)
+
+
+def test_matching_files_sorted_once_each_and_recursive(tmp_path):
+  for name in ("b.npy", "a.npy", "sub/c.npy", "sub/deeper/d.npy", "e.txt"):
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / name).write_bytes(b"")
+  found = readers.matching_files([str(tmp_path / "*.npy"), str(tmp_path / "a.npy"), str(tmp_path / "**" / "d.npy")])
+  assert found == [str(tmp_path / n) for n in ("a.npy", "b.npy", "sub/deeper/d.npy")]  # a.npy once, e.txt never
+  with pytest.raises(SkeletonFormatError, match=r"none\*\.npy,x: no file matches --input"):
+    readers.matching_files([str(tmp_path / "none*.npy"), "x"])
 
 
 # ---------------------------------------------------------------------------------------------

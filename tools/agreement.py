@@ -130,11 +130,7 @@ def main(argv: Sequence[str]) -> None:
 
 def agreement(runs: Sequence[str], patterns: Sequence[str], checkpoint: str, out: str | None) -> list[str]:
   """The tool's lines for the workdirs `runs` on the files matching any of `patterns` (and --out's CSV)."""
-  paths = sorted({path for pattern in patterns for path in glob.glob(pattern, recursive=True)})
-  if not paths:
-    raise SkeletonFormatError(
-      ",".join(patterns), "no file matches --input (quote a pattern so that the shell leaves it)"
-    )
+  paths = readers.matching_files(patterns)
   predictors = [inference.Predictor.from_workdir(pathlib.Path(run), checkpoint) for run in runs]
   class_names = predictors[0].class_names
   for run, predictor in zip(runs, predictors, strict=True):

@@ -15,6 +15,7 @@ Anything else raises `SkeletonFormatError`. `class_name` names a clip's label in
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Sequence
 
@@ -99,6 +100,17 @@ def read_file(path: str | os.PathLike) -> Clip:
       ".npy or .npz",
     )
   return _READERS[file_type](path)
+
+
+def matching_files(patterns: Sequence[str]) -> list[str]:
+  """The files matching any of the glob `patterns` (`**` reaches into folders), sorted, each once; none is an
+  error naming the patterns (--input of `--mode=predict` and tools/agreement.py)."""
+  paths = sorted({path for pattern in patterns for path in glob.glob(pattern, recursive=True)})
+  if not paths:
+    raise SkeletonFormatError(
+      ",".join(patterns), "no file matches --input (quote a pattern so that the shell leaves it)"
+    )
+  return paths
 
 
 def read_for_model(path: str | os.PathLike, num_joints: int, num_channels: int) -> Clip:
