@@ -10,7 +10,8 @@
 For `.npy` / `.npz` without `num_frames`, trailing all-zero frames (padding) are trimmed. The
 per-split custom format (N clips in one `.npz`) is read with `arrays.iter_clips` instead.
 Anything else raises `SkeletonFormatError`. `class_name` names a clip's label in its own dataset's class list,
-`class_among` in a model's; `read_for_model` also refuses a clip of another skeleton than the model's.
+`class_among` in a model's; `read_for_model` also refuses a clip of another skeleton than the model's;
+`matching_files` expands --input's glob patterns.
 """
 
 from __future__ import annotations
