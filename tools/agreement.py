@@ -106,14 +106,29 @@ def report(
   return lines
 
 
-def write_csv(path: str, runs, scored, top1, ensemble, labels, class_names) -> None:
+def write_csv(
+  path: str,
+  runs: Sequence[str],
+  scored: Sequence[str],
+  top1: np.ndarray,
+  ensemble: np.ndarray,
+  labels: np.ndarray,
+  class_names: Sequence[str],
+) -> None:
+  """One row per labelled file of `scored`: its label, each run's class, how many runs are right, the ensemble's."""
+  runs_right = (top1 == labels).sum(0)  # (files,)
   with open(path, "w", newline="") as f:
     writer = csv.writer(f)
     writer.writerow(["file", "label", *runs, "runs_right", "ensemble"])
     for i, file in enumerate(scored):
-      runs_right = int(np.sum(top1[:, i] == labels[i]))
       writer.writerow(
-        [file, class_names[labels[i]], *(class_names[t] for t in top1[:, i]), runs_right, class_names[ensemble[i]]]
+        [
+          file,
+          class_names[labels[i]],
+          *(class_names[t] for t in top1[:, i]),
+          int(runs_right[i]),
+          class_names[ensemble[i]],
+        ]
       )
 
 
